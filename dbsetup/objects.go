@@ -1,0 +1,273 @@
+package dbsetup
+
+import (
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// The SQL objects Setup installs. Bodies are templates: {{NAME}} markers are
+// replaced with quoted literals built from Options, because plpgsql's own
+// '%' placeholders rule out fmt.Sprintf.
+
+// schemaName is where every object except the public wrappers lives.
+const schemaName = "multigres"
+
+// policyName is the one policy multigres_protect manages per table.
+const policyName = "multigres_isolation"
+
+// advisoryLockKey serialises concurrent setups of one database
+// (advisory locks are per database). The value is arbitrary but fixed.
+const advisoryLockKey int64 = 0x6d756c7469677265 // "multigre"
+
+const createSchemaSQL = `CREATE SCHEMA IF NOT EXISTS multigres`
+
+const createSettingsSQL = `CREATE TABLE IF NOT EXISTS multigres.settings (
+	key   text PRIMARY KEY,
+	value text NOT NULL
+)`
+
+const createTenantRolesSQL = `CREATE TABLE IF NOT EXISTS multigres.tenant_roles (
+	role_name name PRIMARY KEY
+)`
+
+// The secret holds the HMAC key pre-XORed with the HMAC pads, so that
+// multigres.context() needs only sha256() and concatenation.
+const createSecretSQL = `CREATE TABLE IF NOT EXISTS multigres.secret (
+	ipad bytea NOT NULL CHECK (length(ipad) = 64),
+	opad bytea NOT NULL CHECK (length(opad) = 64)
+)`
+
+// A unique index on a constant keeps the table at one row without adding a
+// column to the documented layout.
+const createSecretOneRowSQL = `CREATE UNIQUE INDEX IF NOT EXISTS secret_one_row ON multigres.secret ((true))`
+
+// The key is generated inside the server so it never appears in a statement
+// or parameter that log_statement could record. gen_random_uuid() draws from
+// pg_strong_random(); three of them carry 366 random bits into SHA-256.
+const insertSecretSQL = `INSERT INTO multigres.secret (ipad, opad)
+SELECT p.ipad, p.opad
+FROM (SELECT decode(string_agg(lpad(to_hex(get_byte(k.key, i) # 54), 2, '0'), '' ORDER BY i), 'hex') AS ipad,
+             decode(string_agg(lpad(to_hex(get_byte(k.key, i) # 92), 2, '0'), '' ORDER BY i), 'hex') AS opad
+      FROM (SELECT sha256(uuid_send(gen_random_uuid()) || uuid_send(gen_random_uuid()) || uuid_send(gen_random_uuid()))
+                   || decode(repeat('00', 32), 'hex') AS key) AS k,
+           generate_series(0, 63) AS i) AS p
+WHERE NOT EXISTS (SELECT 1 FROM multigres.secret)`
+
+const createSealKeySQL = `CREATE OR REPLACE FUNCTION multigres.seal_key() RETURNS bytea
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+SELECT decode(string_agg(lpad(to_hex(get_byte(s.ipad, i) # 54), 2, '0'), '' ORDER BY i), 'hex')
+FROM multigres.secret AS s, generate_series(0, 31) AS i
+$fn$`
+
+// The nonce sequence is UNLOGGED (PostgreSQL 15+) because setval on it runs
+// once per proxied session and need not survive a crash.
+const createNonceSQL = `CREATE {{UNLOGGED}} SEQUENCE IF NOT EXISTS multigres.seal_nonce`
+
+// createContextSQL is multigres.context() from docs/design.md. A CASE keeps
+// the checks in order: currval() raises an error when setval() never ran in
+// the session, so it is reached only once a well-formed seal names the
+// variable. (A seal GUC set without the proxy's setval therefore errors
+// rather than returning NULL; either way no tenant row is visible.)
+// The nonce is compared as text against currval's canonical decimal form, so
+// no cast of untrusted text can fail.
+const createContextSQL = `CREATE OR REPLACE FUNCTION multigres.context(name text) RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+SELECT CASE
+  WHEN s.seal IS NULL OR s.seal !~ '^[0-9]{1,19}:[^:]+:[0-9a-f]{64}$' THEN NULL
+  WHEN NOT ($1 = ANY (string_to_array(split_part(s.seal, ':', 2), ','))) THEN NULL
+  WHEN split_part(s.seal, ':', 1) <> currval('multigres.seal_nonce'::regclass)::text THEN NULL
+  WHEN split_part(s.seal, ':', 3) = encode(sha256(
+         (SELECT k.opad FROM multigres.secret AS k) ||
+         sha256((SELECT k.ipad FROM multigres.secret AS k) || convert_to(
+           'v1' || E'\n' || current_setting('role') || E'\n' || pg_backend_pid()::text || E'\n'
+           || split_part(s.seal, ':', 1) || E'\n'
+           || (SELECT string_agg(v.n || '=' || current_setting(v.n, true) || E'\n', '' ORDER BY v.i)
+               FROM unnest(string_to_array(split_part(s.seal, ':', 2), ',')) WITH ORDINALITY AS v(n, i)),
+           'UTF8'))), 'hex')
+    THEN current_setting($1, true)
+END
+FROM (SELECT current_setting('multigres.seal', true) AS seal) AS s
+$fn$`
+
+const createTenantIDSQL = `CREATE OR REPLACE FUNCTION multigres.tenant_id() RETURNS text
+LANGUAGE sql STABLE
+AS $fn$
+SELECT multigres.context({{FIRST_VAR}})
+$fn$`
+
+// lookup_verifier answers only for listed tenant roles, never for superusers
+// or BYPASSRLS roles, and not for expired passwords, so the auth connection
+// cannot be used to harvest any other role's verifier.
+const createLookupVerifierSQL = `CREATE OR REPLACE FUNCTION multigres.lookup_verifier(role name) RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+SELECT a.rolpassword
+FROM pg_catalog.pg_authid AS a
+WHERE a.rolname = $1
+  AND NOT a.rolsuper
+  AND NOT a.rolbypassrls
+  AND (a.rolvaliduntil IS NULL OR a.rolvaliduntil > pg_catalog.now())
+  AND EXISTS (SELECT 1 FROM multigres.tenant_roles AS t WHERE t.role_name = $1)
+$fn$`
+
+// multigres_protect runs with the caller's rights (the table owner or a
+// superuser). Tenant roles and the server user are baked in at setup time so
+// the function needs no access to multigres tables. The policy casts the
+// context value to the column's type without its typmod, so a long value is
+// never truncated into a match with another tenant.
+const createProtectSQL = `CREATE OR REPLACE FUNCTION public.multigres_protect(tbl regclass, col name, var text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+  tenant_roles CONSTANT text[] := {{TENANT_ROLES}};
+  context_vars CONSTANT text[] := {{CONTEXT_VARS}};
+  server_user  CONSTANT text := {{SERVER_USER}};
+  v text := coalesce(var, {{FIRST_VAR}});
+  kind "char";
+  owner_name text;
+  typ text;
+  expr text;
+  roles text;
+  seq text;
+BEGIN
+  IF NOT (v = ANY (context_vars)) THEN
+    RAISE EXCEPTION 'multigres_protect: % is not a configured context variable', v
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'configured: ' || array_to_string(context_vars, ', ') || '; re-run multigres setup to change the list';
+  END IF;
+  SELECT c.relkind, pg_get_userbyid(c.relowner) INTO kind, owner_name FROM pg_class AS c WHERE c.oid = tbl;
+  IF kind NOT IN ('r', 'p') THEN
+    RAISE EXCEPTION 'multigres_protect: % is not a table', tbl USING ERRCODE = 'wrong_object_type';
+  END IF;
+  IF owner_name = ANY (tenant_roles) OR owner_name = server_user THEN
+    RAISE EXCEPTION 'multigres_protect: % is owned by %, a role tenant sessions run as; a table owner can turn row level security off', tbl, owner_name
+      USING ERRCODE = 'insufficient_privilege', HINT = format('ALTER TABLE %s OWNER TO <an admin role>', tbl);
+  END IF;
+  SELECT format_type(a.atttypid, NULL) INTO typ
+  FROM pg_attribute AS a
+  WHERE a.attrelid = tbl AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+  IF typ IS NULL THEN
+    RAISE EXCEPTION 'multigres_protect: table % has no column %', tbl, quote_ident(col)
+      USING ERRCODE = 'undefined_column';
+  END IF;
+  expr := format('(SELECT multigres.context(%L)::%s)', v, typ);
+  roles := (SELECT string_agg(quote_ident(r), ', ') FROM unnest(tenant_roles) AS r);
+  EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
+  EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tbl);
+  EXECUTE format('DROP POLICY IF EXISTS multigres_isolation ON %s', tbl);
+  EXECUTE format('CREATE POLICY multigres_isolation ON %s AS PERMISSIVE FOR ALL TO %s USING (%I = %s) WITH CHECK (%I = %s)',
+                 tbl, roles, col, expr, col, expr);
+  EXECUTE format('COMMENT ON POLICY multigres_isolation ON %s IS %L',
+                 tbl, json_build_object('column', col, 'variable', v)::text);
+  EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET DEFAULT multigres.context(%L)::%s', tbl, col, v, typ);
+  EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO %s', tbl, roles);
+  -- TRUNCATE ignores row level security.
+  EXECUTE format('REVOKE TRUNCATE, REFERENCES, TRIGGER ON %s FROM %s', tbl, roles);
+  FOR seq IN
+    SELECT DISTINCT pg_get_serial_sequence(tbl::text, a.attname)
+    FROM pg_attribute AS a
+    WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped
+      AND pg_get_serial_sequence(tbl::text, a.attname) IS NOT NULL
+  LOOP
+    EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE %s TO %s', seq, roles);
+  END LOOP;
+END
+$fn$`
+
+const createUnprotectSQL = `CREATE OR REPLACE FUNCTION public.multigres_unprotect(tbl regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+  tenant_roles CONSTANT text[] := {{TENANT_ROLES}};
+  roles text := (SELECT string_agg(quote_ident(r), ', ') FROM unnest(tenant_roles) AS r);
+  col name;
+  seq text;
+BEGIN
+  EXECUTE format('DROP POLICY IF EXISTS multigres_isolation ON %s', tbl);
+  EXECUTE format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY', tbl);
+  EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', tbl);
+  EXECUTE format('REVOKE SELECT, INSERT, UPDATE, DELETE ON %s FROM %s', tbl, roles);
+  FOR seq IN
+    SELECT DISTINCT pg_get_serial_sequence(tbl::text, a.attname)
+    FROM pg_attribute AS a
+    WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped
+      AND pg_get_serial_sequence(tbl::text, a.attname) IS NOT NULL
+  LOOP
+    EXECUTE format('REVOKE USAGE, SELECT ON SEQUENCE %s FROM %s', seq, roles);
+  END LOOP;
+  FOR col IN
+    SELECT a.attname
+    FROM pg_attrdef AS d
+    JOIN pg_attribute AS a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+    WHERE d.adrelid = tbl AND pg_get_expr(d.adbin, d.adrelid) LIKE '%multigres.context(%'
+  LOOP
+    EXECUTE format('ALTER TABLE %s ALTER COLUMN %I DROP DEFAULT', tbl, col);
+  END LOOP;
+END
+$fn$`
+
+const createStatusSQL = `CREATE OR REPLACE FUNCTION public.multigres_status()
+RETURNS TABLE (table_name text, rls_enabled boolean, rls_forced boolean, policy text, tenant_column text, protected boolean)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+SELECT c.oid::regclass::text,
+       c.relrowsecurity,
+       c.relforcerowsecurity,
+       p.polname::text,
+       CASE WHEN obj_description(p.oid, 'pg_policy') LIKE '{%'
+            THEN obj_description(p.oid, 'pg_policy')::json ->> 'column' END,
+       c.relrowsecurity AND c.relforcerowsecurity AND p.oid IS NOT NULL
+FROM pg_class AS c
+JOIN pg_namespace AS n ON n.oid = c.relnamespace
+LEFT JOIN pg_policy AS p ON p.polrelid = c.oid AND p.polname = 'multigres_isolation'
+WHERE c.relkind IN ('r', 'p')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'multigres')
+  AND n.nspname !~ '^pg_(toast|temp_)'
+ORDER BY 1
+$fn$`
+
+// templateValues are the replacements for the {{...}} markers.
+func templateValues(o Options, serverVersion int) *strings.Replacer {
+	unlogged := ""
+	if serverVersion >= 150000 {
+		unlogged = "UNLOGGED"
+	}
+	return strings.NewReplacer(
+		"{{TENANT_ROLES}}", quoteTextArray(o.TenantRoles),
+		"{{CONTEXT_VARS}}", quoteTextArray(o.ContextVariables),
+		"{{FIRST_VAR}}", quoteLiteral(o.ContextVariables[0]),
+		"{{SERVER_USER}}", quoteLiteral(o.ServerUser),
+		"{{UNLOGGED}}", unlogged,
+	)
+}
+
+func quoteIdent(s string) string { return pgx.Identifier{s}.Sanitize() }
+
+// quoteLiteral quotes s as a SQL string literal that means the same whatever
+// standard_conforming_strings is set to.
+func quoteLiteral(s string) string {
+	s = strings.ReplaceAll(s, "'", "''")
+	if strings.Contains(s, `\`) {
+		return "E'" + strings.ReplaceAll(s, `\`, `\\`) + "'"
+	}
+	return "'" + s + "'"
+}
+
+func quoteTextArray(items []string) string {
+	q := make([]string, len(items))
+	for i, s := range items {
+		q[i] = quoteLiteral(s)
+	}
+	return "ARRAY[" + strings.Join(q, ", ") + "]::text[]"
+}
