@@ -1,0 +1,429 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"regexp"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/multigres/proxy/wire/sqlguard"
+)
+
+// Options configure the proxy. The daemon builds them from multigres.conf;
+// Update swaps them for new connections while existing ones keep theirs.
+type Options struct {
+	ServerHost           string
+	ServerPort           int
+	ServerUser           string
+	ServerPassword       string
+	ServerConnectTimeout time.Duration
+	ServerTLSMode        string // libpq sslmode for the server leg
+	ServerTLSCAFile      string
+	ServerTLSCertFile    string
+	ServerTLSKeyFile     string
+
+	AuthUser     string
+	AuthPassword string
+	AuthDBName   string
+	AuthCacheTTL time.Duration
+
+	TenantRoles      []string
+	ContextVariables []string
+	ValueSeparator   string
+	ValuePattern     *regexp.Regexp
+	SuperuserBypass  []string
+
+	PoolMode               string // "transaction" or "session"
+	DefaultPoolSize        int
+	MinPoolSize            int
+	ReservePoolSize        int
+	ReservePoolTimeout     time.Duration
+	MaxClientConn          int
+	QueryWaitTimeout       time.Duration
+	ServerIdleTimeout      time.Duration
+	ServerLifetime         time.Duration
+	ClientIdleTimeout      time.Duration
+	IdleTransactionTimeout time.Duration
+
+	// ClientTLS, when set, is asked for the current TLS settings at each
+	// handshake, so certificate reloads reach new connections.
+	ClientTLS ClientTLS
+}
+
+// generation is one immutable configuration with what is derived from it.
+type generation struct {
+	opts  Options
+	guard *sqlguard.Guard
+	dial  *dialer
+}
+
+// Stats is a point-in-time view for status lines and health checks.
+type Stats struct {
+	Clients        int
+	ServersTotal   int
+	ServersActive  int
+	ServersIdle    int
+	Waiting        int
+	AcceptedTotal  uint64
+	LastAcceptTime time.Time
+}
+
+// Server is the proxy. Build it with New, serve listeners with Serve, and
+// stop it with Shutdown or Close.
+type Server struct {
+	log     *slog.Logger
+	token   string // marks the proxy's own refusal statements
+	gen     atomic.Pointer[generation]
+	creds   atomic.Pointer[credentials]
+	metrics *metrics
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	sessions  map[*session]struct{}
+	cancels   map[cancelKey]*session
+	pools     map[string]*pool
+	closed    bool
+	accepted  atomic.Uint64
+	lastAccpt atomic.Int64
+}
+
+type cancelKey struct {
+	pid    uint32
+	secret string
+}
+
+// New validates opts and returns a server that is not yet serving.
+func New(opts Options, log *slog.Logger) (*Server, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	tok := make([]byte, 8)
+	if _, err := rand.Read(tok); err != nil {
+		return nil, fmt.Errorf("generating the refusal token: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{log: log, token: "multigres_refused_" + hex.EncodeToString(tok), metrics: newMetrics(),
+		ctx: ctx, cancel: cancel, listeners: map[net.Listener]struct{}{}, sessions: map[*session]struct{}{},
+		cancels: map[cancelKey]*session{}, pools: map[string]*pool{}}
+	if err := s.Update(opts); err != nil {
+		cancel()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Update makes opts the configuration for new connections. Pools keep their
+// connections and take the new limits; clients already connected keep the
+// settings they were accepted under.
+func (s *Server) Update(opts Options) error {
+	if len(opts.ContextVariables) == 0 {
+		return errors.New("at least one context variable is required")
+	}
+	if opts.PoolMode == "" {
+		opts.PoolMode = "transaction"
+	}
+	if opts.PoolMode != "transaction" && opts.PoolMode != "session" {
+		return fmt.Errorf("pool_mode %q is not transaction or session", opts.PoolMode)
+	}
+	if opts.DefaultPoolSize <= 0 {
+		opts.DefaultPoolSize = 20
+	}
+	if opts.AuthCacheTTL <= 0 {
+		opts.AuthCacheTTL = 10 * time.Second
+	}
+	if opts.ServerConnectTimeout <= 0 {
+		opts.ServerConnectTimeout = 15 * time.Second
+	}
+	g := &generation{opts: opts, guard: sqlguard.New(opts.ContextVariables), dial: &dialer{
+		host: opts.ServerHost, port: opts.ServerPort, timeout: opts.ServerConnectTimeout,
+		sslmode: opts.ServerTLSMode, sslrootcert: opts.ServerTLSCAFile, sslcert: opts.ServerTLSCertFile, sslkey: opts.ServerTLSKeyFile,
+	}}
+	old := s.gen.Swap(g)
+	oldCreds := s.creds.Swap(newCredentials(g.dial, opts.AuthUser, opts.AuthPassword, opts.AuthDBName, opts.AuthCacheTTL))
+	if oldCreds != nil {
+		oldCreds.Close()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old != nil && (old.opts.ServerHost != opts.ServerHost || old.opts.ServerPort != opts.ServerPort ||
+		old.opts.ServerUser != opts.ServerUser || old.opts.ServerPassword != opts.ServerPassword ||
+		old.opts.ServerTLSMode != opts.ServerTLSMode || old.opts.ServerTLSCAFile != opts.ServerTLSCAFile ||
+		old.opts.ServerTLSCertFile != opts.ServerTLSCertFile || old.opts.ServerTLSKeyFile != opts.ServerTLSKeyFile) {
+		// A different server or login: new pools; the old ones drain as
+		// their sessions release connections.
+		for db, p := range s.pools {
+			go p.close()
+			delete(s.pools, db)
+		}
+	}
+	for _, p := range s.pools {
+		p.setLimits(limitsOf(opts))
+	}
+	return nil
+}
+
+func limitsOf(o Options) poolLimits {
+	return poolLimits{size: o.DefaultPoolSize, minSize: o.MinPoolSize, reserve: o.ReservePoolSize,
+		reserveTimeout: o.ReservePoolTimeout, waitTimeout: o.QueryWaitTimeout, idleTimeout: o.ServerIdleTimeout,
+		lifetime: o.ServerLifetime}
+}
+
+// poolFor returns the pool of database db, creating it on first use.
+func (s *Server) poolFor(g *generation, db string) *pool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.pools[db]; p != nil {
+		return p
+	}
+	o := g.opts
+	open := func(ctx context.Context) (*serverConn, error) {
+		return g.dial.open(ctx, o.ServerUser, o.ServerPassword, db, map[string]string{"application_name": "multigres"})
+	}
+	p := newPool(db, limitsOf(o), open, s.log.With("pool", db))
+	s.pools[db] = p
+	return p
+}
+
+// Serve accepts clients on ln until ln fails or the server stops. It
+// returns nil after Shutdown or Close.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return errors.New("server is closed")
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+	var backoff time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if s.ctx.Err() != nil || s.isClosed() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTemporary(err)) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("accepting on %s: %w", ln.Addr(), err)
+		}
+		backoff = 0
+		s.accepted.Add(1)
+		s.lastAccpt.Store(time.Now().UnixNano())
+		s.start(conn)
+	}
+}
+
+// errTemporary keeps accept errors such as EMFILE from stopping the loop:
+// they are retried with backoff.
+func errTemporary(err error) error {
+	type temporary interface{ Temporary() bool }
+	var t temporary
+	if errors.As(err, &t) && t.Temporary() {
+		return err
+	}
+	return errNotTemporary
+}
+
+var errNotTemporary = errors.New("not temporary")
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// start runs a session for conn on its own goroutine.
+func (s *Server) start(conn net.Conn) {
+	g := s.gen.Load()
+	sess := &session{srv: s, gen: g, conn: conn, r: newMsgReader(conn), w: newClientWriter(conn),
+		log: s.log.With("client", conn.RemoteAddr().String())}
+	sess.cond = sync.NewCond(&sess.mu)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		conn.Close()
+		return
+	}
+	if g.opts.MaxClientConn > 0 && len(s.sessions) >= g.opts.MaxClientConn {
+		s.mu.Unlock()
+		s.metrics.authFailure("max_client_conn")
+		sess.fail(fatalf(codeTooManyConnections, "multigres: too many client connections (max_client_conn = %d)", g.opts.MaxClientConn))
+		conn.Close()
+		return
+	}
+	s.sessions[sess] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	s.metrics.clientConnected()
+	go func() {
+		defer s.wg.Done()
+		defer func() {
+			s.mu.Lock()
+			delete(s.sessions, sess)
+			if sess.key != (cancelKey{}) {
+				delete(s.cancels, sess.key)
+			}
+			s.mu.Unlock()
+			s.metrics.clientDisconnected()
+		}()
+		sess.run(s.ctx)
+	}()
+}
+
+// registerCancel gives the session a unique cancel key.
+func (s *Server) registerCancel(sess *session) {
+	var b [8]byte
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		_, _ = rand.Read(b[:])
+		k := cancelKey{pid: uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]), secret: string(b[4:8])}
+		if _, taken := s.cancels[k]; !taken && k.pid != 0 {
+			sess.key = k
+			s.cancels[k] = sess
+			return
+		}
+	}
+}
+
+// cancelFor cancels the running query of the session holding key, if any.
+// Unknown keys are ignored, as PostgreSQL does, to give nothing away.
+func (s *Server) cancelFor(ctx context.Context, key cancelKey) {
+	s.mu.Lock()
+	sess := s.cancels[key]
+	s.mu.Unlock()
+	if sess == nil {
+		s.log.Debug("cancel request with an unknown key ignored")
+		return
+	}
+	sess.cancelQuery(ctx)
+}
+
+// cancelQuery forwards a cancel to the attached server connection while the
+// client has work in flight. The connection is not released to another
+// client until the cancel has been delivered.
+func (s *session) cancelQuery(ctx context.Context) {
+	s.mu.Lock()
+	sc := s.sc
+	if sc == nil || (s.pending == 0 && !s.open) {
+		s.mu.Unlock()
+		return
+	}
+	s.cancelling++
+	s.mu.Unlock()
+	err := s.gen.dial.cancel(ctx, sc.pid, sc.secret)
+	s.mu.Lock()
+	s.cancelling--
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	if err != nil {
+		s.log.Warn("forwarding a cancel request failed", "err", err)
+		return
+	}
+	s.log.Info("query cancel forwarded")
+}
+
+// Stats returns current counts.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	st := Stats{Clients: len(s.sessions), AcceptedTotal: s.accepted.Load()}
+	pools := make([]*pool, 0, len(s.pools))
+	for _, p := range s.pools {
+		pools = append(pools, p)
+	}
+	s.mu.Unlock()
+	if t := s.lastAccpt.Load(); t != 0 {
+		st.LastAcceptTime = time.Unix(0, t)
+	}
+	for _, p := range pools {
+		total, active, idle, waiting := p.stats()
+		st.ServersTotal += total
+		st.ServersActive += active
+		st.ServersIdle += idle
+		st.Waiting += waiting
+	}
+	return st
+}
+
+// Ping checks that the PostgreSQL server accepts a login as server_user.
+func (s *Server) Ping(ctx context.Context, db string) error {
+	g := s.gen.Load()
+	pc, err := g.dial.connect(ctx, g.opts.ServerUser, g.opts.ServerPassword, db, map[string]string{"application_name": "multigres ping"})
+	if err != nil {
+		return err
+	}
+	return pc.Close(ctx)
+}
+
+// Shutdown stops accepting, waits for clients to leave until ctx ends, then
+// closes what remains.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopListening()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		s.closePools()
+		return nil
+	case <-ctx.Done():
+		s.Close()
+		return ctx.Err()
+	}
+}
+
+// Close closes listeners and every client connection at once and waits for
+// their goroutines. It is safe to call more than once.
+func (s *Server) Close() error {
+	s.stopListening()
+	s.cancel()
+	s.mu.Lock()
+	for sess := range s.sessions {
+		sess.conn.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	s.closePools()
+	return nil
+}
+
+func (s *Server) stopListening() {
+	s.mu.Lock()
+	s.closed = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	s.mu.Unlock()
+}
+
+func (s *Server) closePools() {
+	s.mu.Lock()
+	pools := s.pools
+	s.pools = map[string]*pool{}
+	s.mu.Unlock()
+	for _, p := range pools {
+		p.close()
+	}
+	if c := s.creds.Load(); c != nil {
+		c.Close()
+	}
+}

@@ -1,0 +1,453 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/multigres/proxy/wire/scram"
+	"github.com/multigres/proxy/wire/seal"
+	"github.com/multigres/proxy/wire/sqlguard"
+	"github.com/multigres/proxy/wire/username"
+)
+
+const (
+	codeSSLRequest    = 80877103
+	codeGSSENCRequest = 80877104
+	codeCancelRequest = 80877102
+	protocol30        = 196608
+)
+
+// session is one client connection. Its goroutine (run) owns reading from the
+// client; while a server connection is attached, the relay goroutine owns
+// reading from it and writing to the client.
+type session struct {
+	srv  *Server
+	gen  *generation // the configuration this session was accepted under
+	conn net.Conn
+	r    *msgReader
+	w    *bufio.Writer
+	log  *slog.Logger
+	key  cancelKey
+
+	user, db string
+	tenant   seal.Context
+	ctxKey   string
+	params   map[string]string // forwarded startup parameters
+	guard    *sqlguard.Guard
+	txnMode  bool
+	pool     *pool
+
+	mu         sync.Mutex
+	cond       *sync.Cond
+	sc         *serverConn // attached server connection, nil when detached
+	pending    int         // Query/Sync/FunctionCall sent, ReadyForQuery not yet seen
+	open       bool        // extended-protocol messages sent since the last Sync
+	txStatus   byte
+	cancelling int
+	ending     bool
+	relayDone  chan struct{}
+	refusals   map[int]*sqlguard.Refusal
+	nextRefuse int
+	swallow    atomic.Int32 // injected Query responses still to drop
+
+	stmts     map[string]preparedStmt // client statement name -> server statement (transaction mode)
+	parseQ    []bool                  // per Parse in flight: true if the proxy added it
+	closeQ    []bool                  // per Close in flight: true if the proxy added it
+	clientKey []byte                  // SCRAM ClientKey recovered from the client's proof
+}
+
+// preparedStmt remembers a client's named Parse so that it can be prepared
+// again on whatever server connection the client gets next.
+type preparedStmt struct {
+	serverName string
+	parse      []byte // the Parse message, renamed to serverName
+}
+
+func (s *session) writeClient(msg pgproto3.BackendMessage) {
+	buf, err := msg.Encode(nil)
+	if err == nil {
+		_, _ = s.w.Write(buf)
+	}
+}
+
+// fail sends err to the client as an ErrorResponse and flushes.
+func (s *session) fail(err error) {
+	s.writeClient(errorResponse(err))
+	_ = s.w.Flush()
+}
+
+// run serves the client until it leaves or the server shuts down.
+func (s *session) run(ctx context.Context) {
+	defer s.conn.Close()
+	start := time.Now()
+	err := s.serve(ctx)
+	attrs := []any{"duration", time.Since(start).Round(time.Millisecond)}
+	switch {
+	case err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed):
+		s.log.Info("client disconnected", attrs...)
+	default:
+		var ce *clientError
+		if errors.As(err, &ce) {
+			s.fail(err)
+		}
+		s.log.Info("client connection ended", append(attrs, "reason", err.Error())...)
+	}
+}
+
+func (s *session) serve(ctx context.Context) error {
+	_ = s.conn.SetDeadline(time.Now().Add(s.gen.opts.ServerConnectTimeout + 60*time.Second))
+	sm, err := s.startup(ctx)
+	if err != nil || sm == nil {
+		return err
+	}
+	s.user = sm.Parameters["user"]
+	s.db = sm.Parameters["database"]
+	if s.user == "" {
+		return fatalf(codeInvalidAuthorization, "no PostgreSQL user name specified in startup packet")
+	}
+	for _, b := range s.gen.opts.SuperuserBypass {
+		if s.user == b {
+			if s.db == "" {
+				s.db = s.user
+			}
+			s.log = s.log.With("user", s.user, "database", s.db, "bypass", true)
+			return s.bypass(ctx, sm)
+		}
+	}
+	if err := s.tenantLogin(ctx, sm); err != nil {
+		return err
+	}
+	_ = s.conn.SetDeadline(time.Time{})
+	return s.relay(ctx)
+}
+
+// startup reads packets until a StartupMessage, answering SSL and GSS
+// encryption requests and serving cancel requests. It returns nil, nil for a
+// connection that only carried a cancel request.
+func (s *session) startup(ctx context.Context) (*pgproto3.StartupMessage, error) {
+	for {
+		b, err := s.r.startup()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil, nil // health checks connect and leave
+			}
+			return nil, fmt.Errorf("reading the startup packet: %w", err)
+		}
+		code := binary.BigEndian.Uint32(b)
+		switch code {
+		case codeSSLRequest:
+			if done, err := s.negotiateTLS(); err != nil || done {
+				return nil, err
+			}
+		case codeGSSENCRequest:
+			if _, err := s.conn.Write([]byte{'N'}); err != nil {
+				return nil, err
+			}
+		case codeCancelRequest:
+			if len(b) < 12 {
+				return nil, errors.New("short cancel request")
+			}
+			s.srv.cancelFor(ctx, cancelKey{pid: binary.BigEndian.Uint32(b[4:8]), secret: string(b[8:])})
+			return nil, nil
+		default:
+			major := code >> 16
+			if major != 3 {
+				return nil, fatalf(codeProtocolViolation, "unsupported frontend protocol %d.%d: server supports 3.0", major, code&0xffff)
+			}
+			sm := &pgproto3.StartupMessage{}
+			// Decode only accepts 3.0 and 3.2; read any 3.x as 3.0 and tell the client.
+			binary.BigEndian.PutUint32(b, protocol30)
+			if err := sm.Decode(b); err != nil {
+				return nil, fatalf(codeProtocolViolation, "invalid startup packet: %s", err.Error())
+			}
+			var unknown []string
+			for k := range sm.Parameters {
+				if strings.HasPrefix(k, "_pq_.") {
+					unknown = append(unknown, k)
+					delete(sm.Parameters, k)
+				}
+			}
+			if code != protocol30 || len(unknown) > 0 {
+				s.writeClient(&pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: unknown})
+			}
+			if err := s.requireTLS(); err != nil {
+				return nil, err
+			}
+			return sm, nil
+		}
+	}
+}
+
+// tenantLogin authenticates a tenant client, applies its context on a server
+// connection, and completes the client's startup.
+func (s *session) tenantLogin(ctx context.Context, sm *pgproto3.StartupMessage) error {
+	o := s.gen.opts
+	name, err := username.Parse(s.user, username.Rules{Separator: o.ValueSeparator, Variables: len(o.ContextVariables), Pattern: o.ValuePattern})
+	if err != nil {
+		s.srv.metrics.authFailure("username")
+		return fatalf(codeInvalidAuthorization, "%s", err.Error())
+	}
+	if !contains(o.TenantRoles, name.Role) {
+		s.srv.metrics.authFailure("role")
+		return fatalf(codeInvalidAuthorization, "role %q is not a tenant role of this Multigres server", name.Role).
+			withHint("connect as <tenant role>.<context values>; the tenant roles are set by tenant_roles in multigres.conf")
+	}
+	if s.db == "" {
+		s.db = name.Role
+	}
+	s.tenant = seal.Context{Role: name.Role, Variables: o.ContextVariables, Values: name.Values}
+	s.log = s.log.With("role", name.Role, "tenant", strings.Join(name.Values, o.ValueSeparator), "database", s.db)
+
+	s.params = map[string]string{}
+	for k, v := range sm.Parameters {
+		lk := strings.ToLower(k)
+		switch {
+		case lk == "user" || lk == "database":
+		case refusedParams[lk] != "":
+			return fatalf(codeInsufficientPriv, "multigres: %s", refusedParams[lk])
+		case contains(o.ContextVariables, lk) || strings.HasPrefix(lk, "multigres."):
+			return fatalf(codeInsufficientPriv, "multigres: context variable %q cannot be set by the client", k)
+		case lk == "client_encoding" && !safeClientEncodings[strings.ToLower(strings.ReplaceAll(v, "-", "_"))]:
+			return fatalf(codeFeatureNotSupported, "multigres: client_encoding %q is not supported for tenant connections", v).
+				withHint("use UTF8")
+		case forwardedParams[lk]:
+			s.params[lk] = v
+		default:
+			s.log.Debug("startup parameter ignored", "parameter", k)
+		}
+	}
+	if _, ok := s.params["application_name"]; !ok {
+		s.params["application_name"] = ""
+	}
+
+	if err := s.authenticate(ctx, name.Role); err != nil {
+		return err
+	}
+	s.guard = s.gen.guard
+	s.txnMode = o.PoolMode != "session"
+	s.ctxKey = s.tenant.Key() + "\x01" + paramsKey(s.params)
+	s.pool = s.srv.poolFor(s.gen, s.db)
+	s.stmts = map[string]preparedStmt{}
+	s.refusals = map[int]*sqlguard.Refusal{}
+
+	// The first assignment is synchronous: the client must not see
+	// ReadyForQuery before its context is in place.
+	sc, err := s.pool.acquire(ctx, s.ctxKey)
+	if err != nil {
+		return s.connectError(err)
+	}
+	statuses, err := s.applyContextSync(ctx, sc)
+	if err != nil {
+		sc.broken = true
+		s.pool.release(sc, false)
+		return err
+	}
+	s.srv.registerCancel(s)
+	s.writeClient(&pgproto3.AuthenticationOk{})
+	for k, v := range sc.params {
+		if _, ok := statuses[k]; !ok {
+			statuses[k] = v
+		}
+	}
+	for k, v := range statuses {
+		s.writeClient(&pgproto3.ParameterStatus{Name: k, Value: v})
+	}
+	s.writeClient(&pgproto3.BackendKeyData{ProcessID: s.key.pid, SecretKey: []byte(s.key.secret)})
+	s.writeClient(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+	if err := s.w.Flush(); err != nil {
+		s.pool.release(sc, true)
+		return err
+	}
+	s.log.Info("tenant connected")
+	s.txStatus = 'I'
+	if s.txnMode {
+		s.pool.release(sc, true)
+		return nil
+	}
+	s.attach(sc)
+	return nil
+}
+
+// connectError turns a failure to get a server connection into what the
+// client sees, logging the cause.
+func (s *session) connectError(err error) error {
+	var ce *clientError
+	if errors.As(err, &ce) {
+		return err
+	}
+	s.log.Warn("no server connection", "err", err)
+	if errors.Is(err, errNotSetUp) {
+		return fatalf(codeConnectionFailure, "multigres: database %q is not set up for Multigres", s.db).
+			withHint("run `multigres setup` against it").withCause(err)
+	}
+	return fatalf(codeConnectionFailure, "multigres: cannot connect to the database server").withCause(err)
+}
+
+// authenticate runs SCRAM-SHA-256 against the role's stored verifier.
+func (s *session) authenticate(ctx context.Context, role string) error {
+	v, err := s.srv.creds.Load().verifier(ctx, s.db, role)
+	if err != nil {
+		return s.connectError(err)
+	}
+	if v == "" {
+		s.srv.metrics.authFailure("no_verifier")
+		return fatalf(codeInvalidPassword, "role %q has no SCRAM-SHA-256 password", role).
+			withHint(fmt.Sprintf("set one as a superuser: ALTER ROLE %s PASSWORD '...' (with password_encryption = scram-sha-256)", role))
+	}
+	ver, err := scram.ParseVerifier(v)
+	if err != nil {
+		s.srv.metrics.authFailure("no_verifier")
+		return fatalf(codeInvalidPassword, "role %q has no SCRAM-SHA-256 password (%s)", role, err.Error()).
+			withHint("re-set the password with password_encryption = scram-sha-256")
+	}
+	authFail := func() error {
+		s.srv.metrics.authFailure("password")
+		return fatalf(codeInvalidPassword, "password authentication failed for user %q", s.user)
+	}
+	opts := scram.ServerOptions{ChannelBinding: s.channelBinding()}
+	s.writeClient(&pgproto3.AuthenticationSASL{AuthMechanisms: scram.Mechanisms(opts)})
+	if err := s.w.Flush(); err != nil {
+		return err
+	}
+	typ, msg, err := s.r.next(maxStartupSize)
+	if err != nil {
+		return err
+	}
+	if typ != 'p' {
+		return fatalf(codeProtocolViolation, "expected SASL response, got message type %q", typ)
+	}
+	var init pgproto3.SASLInitialResponse
+	if err := init.Decode(body(msg)); err != nil {
+		return fatalf(codeProtocolViolation, "malformed SASL initial response")
+	}
+	srv := scram.NewServer(ver, opts)
+	first, err := srv.Start(init.AuthMechanism, init.Data)
+	if err != nil {
+		if errors.Is(err, scram.ErrChannelBinding) {
+			return fatalf(codeInvalidAuthorization, "%s", err.Error())
+		}
+		return fatalf(codeProtocolViolation, "invalid SCRAM message: %s", err.Error())
+	}
+	s.writeClient(&pgproto3.AuthenticationSASLContinue{Data: first})
+	if err := s.w.Flush(); err != nil {
+		return err
+	}
+	typ, msg, err = s.r.next(maxStartupSize)
+	if err != nil {
+		return err
+	}
+	if typ != 'p' {
+		return fatalf(codeProtocolViolation, "expected SASL response, got message type %q", typ)
+	}
+	var resp pgproto3.SASLResponse
+	if err := resp.Decode(body(msg)); err != nil {
+		return fatalf(codeProtocolViolation, "malformed SASL response")
+	}
+	final, err := srv.Finish(resp.Data)
+	if err != nil {
+		if errors.Is(err, scram.ErrAuthFailed) {
+			return authFail()
+		}
+		if errors.Is(err, scram.ErrChannelBinding) {
+			return fatalf(codeInvalidAuthorization, "%s", err.Error())
+		}
+		return fatalf(codeProtocolViolation, "invalid SCRAM message: %s", err.Error())
+	}
+	s.clientKey = srv.ClientKey()
+	s.writeClient(&pgproto3.AuthenticationSASLFinal{Data: final})
+	return nil
+}
+
+// applyContextSync resets sc if needed and applies the session's context,
+// waiting for the result. It returns the ParameterStatus values reported.
+func (s *session) applyContextSync(ctx context.Context, sc *serverConn) (map[string]string, error) {
+	n, err := s.writeContext(ctx, sc)
+	if err != nil {
+		return nil, err
+	}
+	if err := sc.w.Flush(); err != nil {
+		return nil, s.connectError(err)
+	}
+	statuses := map[string]string{}
+	var firstErr *pgproto3.ErrorResponse
+	for n > 0 {
+		typ, msg, err := sc.r.next(MaxMessageSize)
+		if err != nil {
+			return nil, s.connectError(err)
+		}
+		switch typ {
+		case 'S':
+			var ps pgproto3.ParameterStatus
+			if ps.Decode(body(msg)) == nil {
+				statuses[ps.Name] = ps.Value
+			}
+		case 'E':
+			if firstErr == nil {
+				firstErr = &pgproto3.ErrorResponse{}
+				_ = firstErr.Decode(body(msg))
+			}
+		case 'Z':
+			n--
+		}
+	}
+	if firstErr != nil {
+		s.log.Warn("applying the tenant context failed", "sqlstate", firstErr.Code, "err", firstErr.Message)
+		if firstErr.Code == "42P01" || firstErr.Code == "3F000" || firstErr.Code == "42704" {
+			return nil, s.connectError(errNotSetUp)
+		}
+		return nil, fatalf(codeInsufficientPriv, "multigres: could not set the tenant context: %s", firstErr.Message).
+			withHint("check that `multigres setup` ran with this role in tenant_roles")
+	}
+	return statuses, nil
+}
+
+// writeContext queues, without flushing, what sc needs to carry this
+// session's context: DISCARD ALL if it carried another, then the context.
+// It returns how many ReadyForQuery messages those queries will produce.
+func (s *session) writeContext(ctx context.Context, sc *serverConn) (int, error) {
+	if sc.ctxKey == s.ctxKey && !sc.dirty {
+		return 0, nil
+	}
+	key, err := s.srv.creds.Load().sealKey(ctx, s.db)
+	if err != nil {
+		return 0, s.connectError(err)
+	}
+	n := 0
+	if sc.ctxKey != "" || sc.dirty {
+		sc.w.Write(appendMsg(nil, 'Q', []byte("DISCARD ALL"), []byte{0}))
+		clear(sc.prepared)
+		n++
+	}
+	nonce, err := rand.Int(rand.Reader, big.NewInt(1<<62))
+	if err != nil {
+		return 0, fmt.Errorf("generating a seal nonce: %w", err)
+	}
+	q := contextSQL(s.tenant, key, sc.pid, nonce.Int64()+1, s.params)
+	sc.w.Write(appendMsg(nil, 'Q', []byte(q), []byte{0}))
+	n++
+	sc.ctxKey = s.ctxKey
+	sc.dirty = false
+	return n, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
