@@ -40,7 +40,7 @@ var safeClientEncodings = map[string]bool{
 	"win1252": true, "win1251": true, "euc_jp": true, "euc_kr": true, "euc_cn": true, "iso_8859_5": true,
 }
 
-// escapeLiteral returns s as a PostgreSQL E'' literal, whose meaning does not
+// escapeLiteral returns s as a PostgreSQL E'...' literal, whose meaning does not
 // depend on standard_conforming_strings.
 func escapeLiteral(s string) string {
 	var b strings.Builder
