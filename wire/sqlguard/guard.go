@@ -4,26 +4,26 @@ import "strings"
 
 // Refusal kinds. They are stable: logs, metrics and tests match on them.
 const (
-	KindSetRole              = "set_role"              // SET [SESSION|LOCAL] ROLE, RESET ROLE, SET role = …
-	KindSessionAuthorization = "session_authorization" // SET/RESET SESSION AUTHORIZATION
-	KindSetContext           = "set_context"           // SET/RESET of a context variable or multigres.*
-	KindResetAll             = "reset_all"             // RESET ALL
-	KindDiscardAll           = "discard_all"           // DISCARD ALL
-	KindDiscardSequences     = "discard_sequences"     // DISCARD SEQUENCES (forgets the seal nonce)
-	KindDo                   = "do"                    // DO blocks
-	KindCreateFunction       = "create_function"       // CREATE [OR REPLACE] FUNCTION/PROCEDURE
-	KindAlterFunctionSet     = "alter_function_set"    // ALTER FUNCTION/PROCEDURE/ROUTINE … SET/RESET
-	KindAlterRole            = "alter_role"            // ALTER ROLE/USER without SET/RESET (e.g. PASSWORD)
-	KindAlterRoleSet         = "alter_role_set"        // ALTER ROLE/USER … SET/RESET
-	KindAlterDatabaseSet     = "alter_database_set"    // ALTER DATABASE … SET/RESET
-	KindAlterSystem          = "alter_system"          // ALTER SYSTEM
-	KindListen               = "listen"                // LISTEN
-	KindUnlisten             = "unlisten"              // UNLISTEN
-	KindNotify               = "notify"                // NOTIFY, pg_notify(), rules that NOTIFY
+	KindSetRole              = "set_role"                 // SET [SESSION|LOCAL] ROLE, RESET ROLE, SET role = …
+	KindSessionAuthorization = "session_authorization"    // SET/RESET SESSION AUTHORIZATION
+	KindSetContext           = "set_context"              // SET/RESET of a context variable or multigres.*
+	KindResetAll             = "reset_all"                // RESET ALL
+	KindDiscardAll           = "discard_all"              // DISCARD ALL
+	KindDiscardSequences     = "discard_sequences"        // DISCARD SEQUENCES (forgets the seal nonce)
+	KindDo                   = "do"                       // DO blocks
+	KindCreateFunction       = "create_function"          // CREATE [OR REPLACE] FUNCTION/PROCEDURE
+	KindAlterFunctionSet     = "alter_function_set"       // ALTER FUNCTION/PROCEDURE/ROUTINE … SET/RESET
+	KindAlterRole            = "alter_role"               // ALTER ROLE/USER without SET/RESET (e.g. PASSWORD)
+	KindAlterRoleSet         = "alter_role_set"           // ALTER ROLE/USER … SET/RESET
+	KindAlterDatabaseSet     = "alter_database_set"       // ALTER DATABASE … SET/RESET
+	KindAlterSystem          = "alter_system"             // ALTER SYSTEM
+	KindListen               = "listen"                   // LISTEN
+	KindUnlisten             = "unlisten"                 // UNLISTEN
+	KindNotify               = "notify"                   // NOTIFY, pg_notify(), rules that NOTIFY
 	KindReplicationRole      = "session_replication_role" // SET session_replication_role
-	KindLexerSetting         = "lexer_setting" // settings that change how the server lexes SQL
-	KindUnicodeName          = "unicode_name"  // a U&"…" name the guard cannot decode
-	KindNULByte              = "nul_byte"      // a NUL byte inside the SQL text
+	KindLexerSetting         = "lexer_setting"            // settings that change how the server lexes SQL
+	KindUnicodeName          = "unicode_name"             // a U&"…" name the guard cannot decode
+	KindNULByte              = "nul_byte"                 // a NUL byte inside the SQL text
 )
 
 // Refusal explains why a SQL string may not run in a tenant session.
