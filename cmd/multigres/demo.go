@@ -14,9 +14,9 @@ import (
 	"github.com/multigres/proxy/internal/pgcluster"
 )
 
-// demo starts a throwaway PostgreSQL, prepares the guide's sample tenants and
+// runDemo starts a throwaway PostgreSQL, prepares the guide's sample tenants and
 // serves the proxy in front of it until interrupted.
-func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("multigres demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	port := fs.Int("port", 6432, "port for Multigres")

@@ -60,7 +60,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "validate":
 		err = validate(rest, stdout, stderr)
 	case "demo":
-		err = demo(ctx, rest, stdout, stderr)
+		err = runDemo(ctx, rest, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "multigres %s\n", daemon.Version)
 	case "help", "-h", "--help":
