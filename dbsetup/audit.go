@@ -53,6 +53,11 @@ func Audit(ctx context.Context, conn *pgx.Conn, opts Options) (findings []Findin
 		return nil, fmt.Errorf("dbsetup: audit: begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	// Catalog-only search_path: object names in findings come out
+	// schema-qualified, and no user object can shadow a catalog one.
+	if _, err := tx.Exec(ctx, `SET LOCAL search_path = pg_catalog, pg_temp`); err != nil {
+		return nil, fmt.Errorf("dbsetup: audit: %w", err)
+	}
 	a := &auditRun{q: tx, opts: opts}
 	if err := a.run(ctx); err != nil {
 		return nil, fmt.Errorf("dbsetup: audit: %w", err)
@@ -224,13 +229,13 @@ func (a *auditRun) objects(ctx context.Context) error {
 	// Who besides the intended role may use the sensitive objects.
 	rel := func(fn string) string { return fn + `(r.oid, to_regclass($1), $2)` }
 	fun := `has_function_privilege(r.oid, to_regprocedure($1), $2)`
-	sensitive := []struct{ object, priv, allowed, exists, check string }{
-		{"multigres.secret", "SELECT", "", "to_regclass", rel("has_table_privilege")},
-		{"multigres.settings", "INSERT,UPDATE,DELETE,TRUNCATE", "", "to_regclass", rel("has_table_privilege")},
-		{"multigres.tenant_roles", "INSERT,UPDATE,DELETE,TRUNCATE", "", "to_regclass", rel("has_table_privilege")},
-		{"multigres.seal_nonce", "UPDATE", a.opts.ServerUser, "to_regclass", rel("has_sequence_privilege")},
-		{"multigres.seal_key()", "EXECUTE", a.opts.AuthUser, "to_regprocedure", fun},
-		{"multigres.lookup_verifier(name)", "EXECUTE", a.opts.AuthUser, "to_regprocedure", fun},
+	sensitive := []struct{ object, kind, priv, allowed, exists, check string }{
+		{"multigres.secret", "TABLE", "SELECT", "", "to_regclass", rel("has_table_privilege")},
+		{"multigres.settings", "TABLE", "INSERT,UPDATE,DELETE,TRUNCATE", "", "to_regclass", rel("has_table_privilege")},
+		{"multigres.tenant_roles", "TABLE", "INSERT,UPDATE,DELETE,TRUNCATE", "", "to_regclass", rel("has_table_privilege")},
+		{"multigres.seal_nonce", "SEQUENCE", "UPDATE", a.opts.ServerUser, "to_regclass", rel("has_sequence_privilege")},
+		{"multigres.seal_key()", "FUNCTION", "EXECUTE", a.opts.AuthUser, "to_regprocedure", fun},
+		{"multigres.lookup_verifier(name)", "FUNCTION", "EXECUTE", a.opts.AuthUser, "to_regprocedure", fun},
 	}
 	for _, s := range sensitive {
 		var exists bool
@@ -247,8 +252,8 @@ func (a *auditRun) objects(ctx context.Context) error {
 			return fmt.Errorf("privileges on %s: %w", s.object, err)
 		}
 		for _, r := range rows {
-			a.add(KindPrivilege, s.object, "role %s has %s on it; only %s should: REVOKE ALL ON %s FROM %s",
-				r[0], s.priv, orOwner(s.allowed), s.object, quoteIdent(r[0]))
+			a.add(KindPrivilege, s.object, "role %s has %s on it; only %s should: REVOKE ALL ON %s %s FROM %s",
+				r[0], s.priv, orOwner(s.allowed), s.kind, s.object, quoteIdent(r[0]))
 		}
 	}
 	return nil
@@ -602,11 +607,14 @@ func (a *auditRun) hardening(ctx context.Context) error {
 		}
 	}
 	side := a.tenantSide()
+	// Only grants beyond PUBLIC's; a PUBLIC grant is reported as a missing step.
 	rows, err := a.rowsOf(ctx, `SELECT r.rolname::text, 'TEMPORARY on this database'
 		FROM pg_roles AS r WHERE r.rolname = ANY ($1) AND has_database_privilege(r.oid, current_database(), 'TEMPORARY')
+		  AND NOT has_database_privilege('public', current_database(), 'TEMPORARY')
 		UNION ALL
 		SELECT r.rolname::text, 'USAGE on language plpgsql'
 		FROM pg_roles AS r WHERE r.rolname = ANY ($1) AND has_language_privilege(r.oid, 'plpgsql', 'USAGE')
+		  AND NOT has_language_privilege('public', 'plpgsql', 'USAGE')
 		ORDER BY 1, 2`, side)
 	if err != nil {
 		return err

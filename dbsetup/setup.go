@@ -54,6 +54,11 @@ func Setup(ctx context.Context, conn *pgx.Conn, opts Options) (report []string, 
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, advisoryLockKey); err != nil {
 		return nil, fmt.Errorf("dbsetup: taking the setup lock: %w", err)
 	}
+	// Nothing a user created can shadow what setup calls, and table names in
+	// the report come out schema-qualified.
+	if _, err := tx.Exec(ctx, `SET LOCAL search_path = pg_catalog, pg_temp`); err != nil {
+		return nil, fmt.Errorf("dbsetup: %w", err)
+	}
 	s := &setupRun{q: tx, opts: opts}
 	if err := s.run(ctx); err != nil {
 		return nil, fmt.Errorf("dbsetup: %w", err)
@@ -286,7 +291,7 @@ func (s *setupRun) memberships(ctx context.Context) error {
 		if _, err := s.q.Exec(ctx, `GRANT `+quoteIdent(t)+` TO `+quoteIdent(s.opts.ServerUser)); err != nil {
 			return fmt.Errorf("granting %s to %s: %w", t, s.opts.ServerUser, err)
 		}
-		s.addf(Changed+"granted role %s to %s (so it can SET ROLE)", t, s.opts.ServerUser)
+		s.addf(Changed+"membership: granted role %s to %s (so it can SET ROLE)", t, s.opts.ServerUser)
 	}
 	return nil
 }
@@ -499,7 +504,7 @@ func (s *setupRun) data(ctx context.Context) error {
 			return fmt.Errorf("listing tenant role %s: %w", t, err)
 		}
 		if tag.RowsAffected() > 0 {
-			s.addf(Changed+"listed %s in multigres.tenant_roles (lookup_verifier answers for it)", t)
+			s.addf(Changed+"multigres.tenant_roles: listed %s (lookup_verifier answers for it)", t)
 		}
 	}
 	rows, err := s.q.Query(ctx, `DELETE FROM multigres.tenant_roles WHERE NOT (role_name = ANY ($1::name[])) RETURNING role_name::text`, s.opts.TenantRoles)
@@ -511,8 +516,26 @@ func (s *setupRun) data(ctx context.Context) error {
 		return fmt.Errorf("pruning tenant roles: %w", err)
 	}
 	for _, t := range removed {
-		s.addf(Changed+"removed %s from multigres.tenant_roles (its clients can no longer log in; %s stays a member: REVOKE %s FROM %s)",
+		s.addf(Changed+"multigres.tenant_roles: removed %s (its clients can no longer log in; %s stays a member: REVOKE %s FROM %s)",
 			t, s.opts.ServerUser, quoteIdent(t), quoteIdent(s.opts.ServerUser))
+	}
+	// Policies name the tenant roles they were created for; a role added
+	// later is denied (fail closed) until the table is protected again.
+	var stale []string
+	rows, err = s.q.Query(ctx, `SELECT c.oid::regclass::text
+		FROM pg_policy AS p JOIN pg_class AS c ON c.oid = p.polrelid
+		WHERE p.polname = $1
+		  AND ARRAY(SELECT r.rolname::text FROM pg_roles AS r WHERE r.oid = ANY (p.polroles) ORDER BY 1)
+		      IS DISTINCT FROM ARRAY(SELECT x FROM unnest($2::text[]) AS x ORDER BY 1)
+		ORDER BY 1`, policyName, s.opts.TenantRoles)
+	if err != nil {
+		return fmt.Errorf("checking protected tables: %w", err)
+	}
+	if stale, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		return fmt.Errorf("checking protected tables: %w", err)
+	}
+	for _, t := range stale {
+		s.addf(Note+"%s was protected for a different set of tenant roles; run SELECT multigres_protect('%s', '<tenant column>') again", t, t)
 	}
 	return nil
 }

@@ -49,6 +49,7 @@ func changes(report []string) []string {
 func TestSetupIsIdempotent(t *testing.T) {
 	e := newEnv(t)
 	first := e.setup()
+	t.Logf("first report:\n%s", strings.Join(first, "\n"))
 	if len(changes(first)) == 0 {
 		t.Fatalf("first run reported no changes: %q", first)
 	}
@@ -89,6 +90,8 @@ func hasPrefixLine(report []string, prefix string) bool {
 func TestSetupReportsAndRepairsChanges(t *testing.T) {
 	e := newEnv(t)
 	e.setup()
+	e.exec(`CREATE TABLE t1 (tenant_id text)`)
+	e.exec(`SELECT multigres_protect('t1', 'tenant_id')`)
 	// Tampering that setup should undo, each reported.
 	e.exec("GRANT EXECUTE ON FUNCTION multigres.seal_key() TO " + e.app())
 	e.exec("ALTER ROLE " + e.opts.ServerUser + " INHERIT")
@@ -101,8 +104,9 @@ func TestSetupReportsAndRepairsChanges(t *testing.T) {
 		dbsetup.Changed + "role " + e.opts.ServerUser + ": set LOGIN NOINHERIT",
 		dbsetup.Hardened + "temp-tables",
 		dbsetup.Changed + "password of role " + e.opts.ServerUser,
-		dbsetup.Changed + "removed other_",
+		dbsetup.Changed + "multigres.tenant_roles: removed other_",
 		dbsetup.Changed + "function public.multigres_protect",
+		dbsetup.Note + "public.t1 was protected for a different set of tenant roles",
 	} {
 		if !hasPrefixLine(report, want) {
 			t.Errorf("report lacks %q:\n%s", want, strings.Join(report, "\n"))
