@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	mtls "github.com/multigres/proxy/tls"
+
 	"bufio"
 	"context"
 	"crypto/sha256"
@@ -50,8 +52,39 @@ func (s *session) negotiateTLS() (done bool, err error) {
 	return false, s.handshake(cfg)
 }
 
-func (s *session) handshake(cfg *tls.Config) error {
-	tc := tls.Server(s.conn, cfg)
+// directTLS serves a connection that starts with a TLS handshake. Only
+// clients that negotiate the "postgresql" ALPN protocol are accepted, as
+// PostgreSQL 17 does, so that a TLS connection meant for another service
+// cannot be confused with this one.
+func (s *session) directTLS() error {
+	cfg, mode := s.tlsSettings()
+	if cfg == nil || mode == "disable" {
+		return fatalf(codeProtocolViolation, "direct TLS connection received but TLS is not configured")
+	}
+	// The buffered reader may already hold the ClientHello: hand it to TLS.
+	if err := s.handshakeOn(&prefixConn{Conn: s.conn, r: s.r.r}, cfg); err != nil {
+		return err
+	}
+	tc := s.conn.(*tls.Conn)
+	if tc.ConnectionState().NegotiatedProtocol != mtlsALPN {
+		return fatalf(codeProtocolViolation, "direct TLS connection without ALPN protocol %q", mtlsALPN)
+	}
+	return nil
+}
+
+// prefixConn reads through a bufio.Reader that may hold bytes already read
+// from the connection.
+type prefixConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (p *prefixConn) Read(b []byte) (int, error) { return p.r.Read(b) }
+
+func (s *session) handshake(cfg *tls.Config) error { return s.handshakeOn(s.conn, cfg) }
+
+func (s *session) handshakeOn(conn net.Conn, cfg *tls.Config) error {
+	tc := tls.Server(conn, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
@@ -111,3 +144,5 @@ func (s *session) channelBinding() []byte {
 	h.Write(leaf.Raw)
 	return h.Sum(nil)
 }
+
+const mtlsALPN = mtls.ALPN

@@ -85,11 +85,29 @@ func (s *session) forward(ctx context.Context, typ byte, total int, msg []byte, 
 		msg = s.refusedQuery(&sqlguard.Refusal{Kind: "function_call",
 			Message: "multigres: the FunctionCall protocol message is not allowed in a tenant session"})
 	}
-	sc, err := s.attached(ctx)
-	if err != nil {
-		return err
+	// The counters must change while the session still holds sc: once they
+	// say work is in flight, the relay goroutine cannot release it.
+	var sc *serverConn
+	for {
+		s.mu.Lock()
+		sc = s.sc
+		if sc != nil {
+			if s.releaseDue {
+				// The relay goroutine stopped at the end of a transaction
+				// that this pipelined message continues: resume it.
+				s.releaseDue = false
+				<-s.relayDone
+				done := make(chan struct{})
+				s.relayDone = done
+				go s.readServer(sc, done)
+			}
+			break
+		}
+		s.mu.Unlock()
+		if err := s.attachNew(ctx); err != nil {
+			return err
+		}
 	}
-	s.mu.Lock()
 	switch typ {
 	case 'Q', 'S', 'F':
 		s.pending++
@@ -101,35 +119,30 @@ func (s *session) forward(ctx context.Context, typ byte, total int, msg []byte, 
 	if s.txnMode {
 		msg = s.translate(sc, typ, msg)
 	}
+	s.unflushed = true
 	s.mu.Unlock()
 	if stream {
 		return s.r.copyTo(sc.w, total)
 	}
-	_, err = sc.w.Write(msg)
+	_, err := sc.w.Write(msg)
 	return err
 }
 
-// attached returns the attached server connection, acquiring one (and
-// queueing its context) if there is none.
-func (s *session) attached(ctx context.Context) (*serverConn, error) {
-	s.mu.Lock()
-	sc := s.sc
-	s.mu.Unlock()
-	if sc != nil {
-		return sc, nil
-	}
+// attachNew acquires a server connection, queues what it needs to carry
+// this session's context, and attaches it.
+func (s *session) attachNew(ctx context.Context) error {
 	sc, err := s.pool.acquire(ctx, s.ctxKey)
 	if err != nil {
-		return nil, s.connectError(err)
+		return s.connectError(err)
 	}
 	n, err := s.writeContext(ctx, sc)
 	if err != nil {
 		s.pool.release(sc, false)
-		return nil, err
+		return err
 	}
 	s.swallow.Store(int32(n))
 	s.attach(sc)
-	return sc, nil
+	return nil
 }
 
 // attach links sc to the session and starts the goroutine that relays its
@@ -144,14 +157,26 @@ func (s *session) attach(sc *serverConn) {
 	go s.readServer(sc, done)
 }
 
+// flushServer sends what forward buffered. Only a session with unflushed
+// messages holds its connection for sure, so only then is sc.w touched.
 func (s *session) flushServer() error {
 	s.mu.Lock()
-	sc := s.sc
+	sc, pending := s.sc, s.unflushed
 	s.mu.Unlock()
-	if sc == nil || sc.w.Buffered() == 0 {
+	if sc == nil || !pending {
 		return nil
 	}
-	if err := sc.w.Flush(); err != nil {
+	err := sc.w.Flush()
+	s.mu.Lock()
+	s.unflushed = false
+	if s.releaseDue && s.sc == sc && !s.unflushed {
+		if err != nil {
+			sc.broken = true
+		}
+		s.detachLocked(sc)
+	}
+	s.mu.Unlock()
+	if err != nil {
 		// The relay goroutine sees the same failure and reports it.
 		return fmt.Errorf("writing to the server: %w", err)
 	}
@@ -473,10 +498,23 @@ func (s *session) readyForQuery(sc *serverConn, status byte) bool {
 	if err := s.w.Flush(); err != nil {
 		sc.broken = true
 	}
+	if s.unflushed {
+		// The session goroutine may still be inside sc.w (bufio wrote the
+		// Sync through before the explicit flush): it releases after its
+		// flush instead.
+		s.releaseDue = true
+		return true
+	}
+	s.detachLocked(sc)
+	return true
+}
+
+// detachLocked returns sc to the pool. Caller holds mu.
+func (s *session) detachLocked(sc *serverConn) {
 	s.sc = nil
+	s.releaseDue = false
 	s.srv.metrics.detach()
 	s.pool.release(sc, !sc.broken)
-	return true
 }
 
 // serverGone handles the end of a server connection that was not released:
@@ -511,6 +549,13 @@ func (s *session) detachAll() {
 	s.mu.Lock()
 	s.ending = true
 	sc, done := s.sc, s.relayDone
+	if sc != nil && s.releaseDue {
+		// The relay goroutine has already stopped at a transaction end.
+		sc.dirty = !s.txnMode
+		s.detachLocked(sc)
+		s.mu.Unlock()
+		return
+	}
 	if sc != nil {
 		sc.reusable = s.pending == 0 && !s.open && s.txStatus == 'I'
 		sc.dirty = true

@@ -63,10 +63,12 @@ type session struct {
 	nextRefuse int
 	swallow    atomic.Int32 // injected Query responses still to drop
 
-	stmts     map[string]preparedStmt // client statement name -> server statement (transaction mode)
-	parseQ    []bool                  // per Parse in flight: true if the proxy added it
-	closeQ    []bool                  // per Close in flight: true if the proxy added it
-	clientKey []byte                  // SCRAM ClientKey recovered from the client's proof
+	stmts      map[string]preparedStmt // client statement name -> server statement (transaction mode)
+	parseQ     []bool                  // per Parse in flight: true if the proxy added it
+	closeQ     []bool                  // per Close in flight: true if the proxy added it
+	clientKey  []byte                  // SCRAM ClientKey recovered from the client's proof
+	unflushed  bool                    // forward wrote to sc.w since the last flush
+	releaseDue bool                    // transaction ended while unflushed: release after the flush
 }
 
 // preparedStmt remembers a client's named Parse so that it can be prepared
@@ -138,6 +140,13 @@ func (s *session) serve(ctx context.Context) error {
 // encryption requests and serving cancel requests. It returns nil, nil for a
 // connection that only carried a cancel request.
 func (s *session) startup(ctx context.Context) (*pgproto3.StartupMessage, error) {
+	if first, err := s.r.r.Peek(1); err == nil && first[0] == 0x16 {
+		// A TLS ClientHello instead of a startup packet: PostgreSQL 17's
+		// sslnegotiation=direct.
+		if err := s.directTLS(); err != nil {
+			return nil, err
+		}
+	}
 	for {
 		b, err := s.r.startup()
 		if err != nil {

@@ -1,0 +1,76 @@
+package proxy_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// TestGuardRefusesAndKeepsSessionUsable sends refused statements over the
+// simple and extended protocols, in and out of transactions, and checks the
+// error, the transaction state PostgreSQL reports afterwards, and that the
+// tenant context is unchanged.
+func TestGuardRefusesAndKeepsSessionUsable(t *testing.T) {
+	env := sample(t)
+	attacks := []string{
+		"SET ROLE NONE",
+		"reset role",
+		"SET /* hi */ SESSION AUTHORIZATION postgres",
+		`set "app"."current_tenant_id" = 'globex'`,
+		"SELECT 1; SET LOCAL app.current_tenant_id TO 'globex'",
+		"RESET ALL",
+		"DISCARD ALL",
+		"DO $$BEGIN PERFORM 1; END$$",
+		"CREATE OR REPLACE FUNCTION pg_temp.f() RETURNS int LANGUAGE sql SET role = 'postgres' AS 'SELECT 1'",
+		"set multigres.seal = 'x'",
+		"SET standard_conforming_strings = off",
+	}
+	for _, mode := range []string{"transaction", "session"} {
+		t.Run(mode, func(t *testing.T) {
+			o := options(env)
+			o.PoolMode = mode
+			_, addr := startProxy(t, o)
+			c := connect(t, addr, "app_user.acme")
+			ctx := context.Background()
+			for _, sql := range attacks {
+				for _, proto := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
+					if proto == pgx.QueryExecModeExec && strings.Contains(sql, ";") {
+						continue // extended protocol takes one statement
+					}
+					_, err := c.Exec(ctx, sql, proto)
+					pe := pgErr(err)
+					if pe == nil || pe.Code != "42501" || !strings.HasPrefix(pe.Message, "multigres:") {
+						t.Fatalf("%q (%v): got %v, want a 42501 refusal", sql, proto, err)
+					}
+					if got := names(t, c); len(got) != 2 {
+						t.Fatalf("after %q acme sees %v", sql, got)
+					}
+				}
+			}
+			// In a transaction block a refusal aborts the transaction, as a
+			// PostgreSQL error would.
+			tx, err := c.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec(ctx, "RESET ROLE"); pgErr(err) == nil {
+				t.Fatalf("RESET ROLE in a transaction: %v", err)
+			}
+			if c.PgConn().TxStatus() != 'E' {
+				t.Fatalf("transaction status %q after a refusal, want E (aborted)", c.PgConn().TxStatus())
+			}
+			_, err = tx.Exec(ctx, "SELECT 1")
+			if pe := pgErr(err); pe == nil || pe.Code != "25P02" {
+				t.Fatalf("statement in aborted transaction: %v, want 25P02", err)
+			}
+			if err := tx.Rollback(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := names(t, c); len(got) != 2 {
+				t.Fatalf("after rollback acme sees %v", got)
+			}
+		})
+	}
+}
