@@ -1,0 +1,58 @@
+# Build, test and package Multigres. `make help` lists the targets.
+
+GO      ?= go
+PKG     := github.com/multigres/proxy
+# Package version: from git (see packaging/version.sh), or `make VERSION=...`.
+ifeq ($(origin VERSION),undefined)
+VERSION := $(shell packaging/version.sh)
+endif
+GOARCH  ?= $(shell $(GO) env GOARCH)
+DIST    ?= dist
+# The default config shipped as /etc/multigres/multigres.conf.
+CONFIG  ?= etc/multigres.conf
+BUILD   := build
+
+# Reproducible: the same commit gives the same binary and packages. The commit
+# time stamps every file in the packages (nfpm reads SOURCE_DATE_EPOCH).
+ifeq ($(origin SOURCE_DATE_EPOCH),undefined)
+SOURCE_DATE_EPOCH := $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+endif
+export SOURCE_DATE_EPOCH
+NFPM     = VERSION='$(VERSION)' GOARCH='$(GOARCH)' MULTIGRES_CONFIG='$(CONFIG)' \
+	   $(GO) tool nfpm package -f nfpm.yaml
+LDFLAGS := -s -w -buildid= -X $(PKG)/daemon.Version=$(VERSION)
+
+.PHONY: help build package test test-go test-package check-units ci clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+build: ## build bin/multigres (static, reproducible)
+	CGO_ENABLED=0 GOARCH=$(GOARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/multigres ./cmd/multigres
+
+package: build $(BUILD)/multigres.1.gz $(BUILD)/changelog.gz ## build the .deb and .rpm into dist/
+	@test -n '$(VERSION)' || { echo 'no VERSION' >&2; exit 1; }
+	mkdir -p $(DIST)
+	$(NFPM) -p deb -t $(DIST)/
+	$(NFPM) -p rpm -t $(DIST)/
+
+# gzip -n leaves out the name and time stamp, which would make builds differ.
+$(BUILD)/%.gz: packaging/%
+	@mkdir -p $(BUILD)
+	gzip -9 -n -c $< > $@
+
+test: test-go ## run all tests
+
+test-go: ## Go unit tests with the race detector
+	$(GO) test -race -count=1 ./...
+
+test-package: ## build, inspect and install the packages in a throwaway root (needs root)
+	packaging/test.sh
+
+check-units: build ## systemd-analyze verify + security score gate (<= 1.5)
+	packaging/check-units.sh bin/multigres
+
+ci: test ## what CI runs
+
+clean: ## remove build outputs
+	rm -rf bin $(BUILD) $(DIST)
