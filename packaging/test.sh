@@ -19,7 +19,7 @@
 #
 # Environment:
 #   MULTIGRES_PKGTEST_PROXY=0  skip the proxy step (it needs a PostgreSQL
-#                              server binary: /usr/lib/postgresql/*/bin)
+#                              server: /usr/lib/postgresql/*/bin, and psql)
 #   KEEP=1                     keep the work directory (printed at the end)
 #
 # Host tools: make, go, dpkg-deb, rpm (apt-get install rpm), unshare, pivot_root,
@@ -160,6 +160,8 @@ check_installed() {
 		quiet as_multigres cat /etc/multigres/multigres.conf
 	check "[$tag] ... and so it can with only root and multigres mapped (PrivateUsers=yes)" \
 		quiet as_private_user cat /etc/multigres/multigres.conf
+	check "[$tag] the installed config validates as multigres (ExecStartPre)" \
+		quiet as_multigres /usr/bin/multigres validate -config /etc/multigres/multigres.conf
 	check "[$tag] units are in place" \
 		test -f /usr/lib/systemd/system/multigres.service -a -f /usr/lib/systemd/system/multigres.socket
 	# Installed, the units verify as they are: binary, user and man page exist.
@@ -330,14 +332,13 @@ in_root_rpm() {
 	check "[rpm] erase keeps the user (no purge in rpm)" quiet getent passwd multigres
 }
 
-# The proxy step: the README quick start against a throwaway PostgreSQL, with
-# the installed binary and config, run as the multigres user.
-#
-# PENDING: needs `multigres setup` and `multigres serve` (issues 1-5). Until
-# they are in, run with MULTIGRES_PKGTEST_PROXY=0.
+# The proxy step: the quick start against a throwaway PostgreSQL, with the
+# installed binary and config, the daemon running as the multigres user:
+# passwords into files, `multigres setup -dsn ...`, `multigres serve`, then
+# psql as a tenant, directly and through socket activation.
 proxy_step() {
-	local pgbin pgdata=/tmp/pg superpw=pkgtest-super apppw=pkgtest-app conf=/etc/multigres/multigres.conf
-	local failed_before=$FAILED
+	local pgbin pgdata=/tmp/pg superpw=pkgtest-super apppw=pkgtest-app
+	local conf=/etc/multigres/multigres.conf failed_before=$FAILED
 	pgbin=$(find /usr/lib/postgresql -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)
 	if [ -z "$pgbin" ] || ! command -v psql >/dev/null; then
 		fail "[proxy] needs PostgreSQL (server under /usr/lib/postgresql/*/bin, and psql)"
@@ -348,74 +349,96 @@ proxy_step() {
 	# by a user that exists only in this root.
 	useradd --system --no-create-home --shell /usr/sbin/nologin pgtest
 	install -d -o pgtest -m 0700 "$pgdata"
+	install -o pgtest -m 0600 /dev/null /tmp/pg.pw
 	printf '%s\n' "$superpw" >/tmp/pg.pw
-	chown pgtest /tmp/pg.pw
-	runuser -u pgtest -- "$pgbin/initdb" -D "$pgdata" -U postgres --pwfile=/tmp/pg.pw \
-		--auth-local=trust --auth-host=scram-sha-256 >/tmp/initdb.log 2>&1 ||
-		{ fail "[proxy] initdb: $(cat /tmp/initdb.log)"; return; }
-	runuser -u pgtest -- "$pgbin/pg_ctl" -D "$pgdata" -l /tmp/pg.log -w \
+	if ! runuser -u pgtest -- "$pgbin/initdb" -D "$pgdata" -U postgres --pwfile=/tmp/pg.pw \
+		--auth-local=trust --auth-host=scram-sha-256 >/tmp/initdb.log 2>&1; then
+		fail "[proxy] initdb: $(cat /tmp/initdb.log)"
+		return
+	fi
+	if ! runuser -u pgtest -- "$pgbin/pg_ctl" -D "$pgdata" -l /tmp/pg.log -w \
 		-o "-c listen_addresses=127.0.0.1 -c port=5432 -c unix_socket_directories=$pgdata" \
-		start >/dev/null || { fail "[proxy] PostgreSQL start: $(cat /tmp/pg.log)"; return; }
-	local super="host=$pgdata port=5432 user=postgres dbname=appdb"
-	psql -X -q -h "$pgdata" -U postgres -d postgres -c 'CREATE DATABASE appdb' ||
-		{ fail "[proxy] create database"; return; }
+		start >/dev/null; then
+		fail "[proxy] PostgreSQL start: $(cat /tmp/pg.log)"
+		return
+	fi
+	local super="host=$pgdata port=5432 user=postgres"
+	psql -X -q "$super dbname=postgres" -c 'CREATE DATABASE appdb' || {
+		fail "[proxy] create database"
+		return
+	}
 
-	# Quick start, step 1: multigres setup creates the roles and objects.
-	check "[proxy] multigres setup" \
-		/usr/bin/multigres setup -config "$conf" \
+	# The proxy's two PostgreSQL passwords, in files only it can read;
+	# setup creates the roles with them.
+	local f
+	for f in server_password auth_password; do
+		install -o root -g multigres -m 0640 /dev/null "/etc/multigres/$f"
+		echo "pkgtest-$f" >"/etc/multigres/$f"
+		echo "${f}_file = /etc/multigres/$f" >>"$conf"
+	done
+	check "[proxy] the edited config validates as the multigres user" \
+		quiet as_multigres /usr/bin/multigres validate -config "$conf"
+	run_logged "[proxy] multigres setup -dsn ..." /usr/bin/multigres setup -config "$conf" \
 		-dsn "postgres://postgres:$superpw@127.0.0.1:5432/appdb?sslmode=disable"
 
 	# A protected table with rows of two tenants; the tenant's password.
-	psql -X -q -v ON_ERROR_STOP=1 "$super" <<-SQL || fail "[proxy] test schema"
+	psql -X -q -v ON_ERROR_STOP=1 "$super dbname=appdb" >/dev/null <<-SQL || fail "[proxy] test schema"
 		CREATE TABLE notes (tenant_id text NOT NULL, body text NOT NULL);
 		SELECT multigres_protect('notes', 'tenant_id');
 		INSERT INTO notes VALUES ('acme', 'acme-1'), ('acme', 'acme-2'), ('globex', 'globex-1');
 		ALTER ROLE app_user PASSWORD '$apppw';
 	SQL
 
-	# Quick start, step 2: multigres serve, as the service runs it.
-	check "[proxy] multigres validate as the multigres user" \
-		as_multigres /usr/bin/multigres validate -config "$conf"
-	as_multigres /usr/bin/multigres serve -config "$conf" >/tmp/serve.log 2>&1 &
-	local serve=$!
+	# multigres serve, as the service runs it (without systemd).
+	# setpriv itself, not the as_multigres function, so that $! is the
+	# daemon and not a subshell.
+	setpriv --reuid=multigres --regid=multigres --init-groups -- \
+		/usr/bin/multigres serve -config "$conf" >/tmp/serve.log 2>&1 &
+	local serve=$! i
 	# Bounded wait for the listener: pg_isready answers once it accepts.
-	local i
 	for i in $(seq 100); do
 		pg_isready -q -h 127.0.0.1 -p 6432 && break
 		kill -0 "$serve" 2>/dev/null || break
 		sleep 0.1
 	done
-
-	# Quick start, step 3: connect as a tenant.
-	local tenant="host=127.0.0.1 port=6432 user=app_user.acme password=$apppw dbname=appdb sslmode=disable"
-	expect "[proxy] psql as app_user.acme: current_user" \
-		"$(psql -X -At "$tenant" -c 'select current_user' 2>&1)" app_user
-	expect "[proxy] app_user.acme sees only acme's rows" \
-		"$(psql -X -At "$tenant" -c "select string_agg(body, ',' order by body) from notes" 2>&1)" \
-		acme-1,acme-2
+	local tenant="host=127.0.0.1 port=6432 user=app_user.acme password=$apppw dbname=appdb"
+	local q="select current_user || ' ' || string_agg(body, ',' order by body) from notes"
+	expect "[proxy] psql as app_user.acme sees acme's rows only" \
+		"$(psql -X -At "$tenant" -c "$q" 2>&1)" "app_user acme-1,acme-2"
+	expect "[proxy] the proxy runs as multigres" "$(ps -o user= -p "$serve" 2>&1)" multigres
 	kill "$serve" 2>/dev/null || true
 	wait "$serve" 2>/dev/null || true
-	if [ "$FAILED" != "$failed_before" ]; then
-		echo "--- multigres serve log:"
-		cat /tmp/serve.log
-	fi
 
-	# Socket activation, as multigres.socket passes them: a TCP and a Unix
-	# socket, both named "multigres"; the daemon must serve every passed fd.
-	install -d -o multigres -g multigres -m 0750 /run/multigres
+	# Socket activation, as multigres.socket does it: a TCP and a Unix
+	# socket, both named "multigres"; the daemon must serve every passed fd
+	# (and not bind 127.0.0.1:6432 from the config itself). The daemon is
+	# exec'd in place on the first connection, as LISTEN_PID requires.
 	systemd-socket-activate -l 127.0.0.1:6432 -l /run/multigres/.s.PGSQL.6432 \
 		--fdname=multigres:multigres \
 		setpriv --reuid=multigres --regid=multigres --init-groups -- \
 		/usr/bin/multigres serve -config "$conf" >/tmp/activated.log 2>&1 &
 	local activated=$!
+	for i in $(seq 100); do
+		[ -S /run/multigres/.s.PGSQL.6432 ] && break
+		sleep 0.1
+	done
 	expect "[proxy] socket-activated, over TCP" \
-		"$(psql -X -At "$tenant" -c 'select current_user' 2>&1)" app_user
+		"$(psql -X -At "$tenant" -c "$q" 2>&1)" "app_user acme-1,acme-2"
 	expect "[proxy] socket-activated, over the Unix socket" \
 		"$(psql -X -At "host=/run/multigres port=6432 user=app_user.acme password=$apppw dbname=appdb" \
-			-c 'select current_user' 2>&1)" app_user
+			-c "$q" 2>&1)" "app_user acme-1,acme-2"
 	kill "$activated" 2>/dev/null || true
 	wait "$activated" 2>/dev/null || true
+	if [ "$FAILED" != "$failed_before" ]; then
+		echo "--- multigres serve log:"
+		cat /tmp/serve.log
+		echo "--- socket-activated multigres serve log:"
+		cat /tmp/activated.log
+	fi
 	runuser -u pgtest -- "$pgbin/pg_ctl" -D "$pgdata" -m fast stop >/dev/null || true
+	# Leave the config as the package installed it for the upgrade tests.
+	rm -f /etc/multigres/server_password /etc/multigres/auth_password
+	sed -i '/^server_password_file = \|^auth_password_file = /d' "$conf"
 }
 
 # Makes the throwaway root and runs `test.sh --in-root KIND V1 V2` in it.
