@@ -39,6 +39,9 @@ func TestGuardRefusesAndKeepsSessionUsable(t *testing.T) {
 					if proto == pgx.QueryExecModeExec && strings.Contains(sql, ";") {
 						continue // extended protocol takes one statement
 					}
+					if sql == "DISCARD ALL" && mode == "transaction" && proto == pgx.QueryExecModeSimpleProtocol {
+						continue // answered by the proxy: TestDiscardAllBetweenTransactions
+					}
 					_, err := c.Exec(ctx, sql, proto)
 					pe := pgErr(err)
 					if pe == nil || pe.Code != "42501" || !strings.HasPrefix(pe.Message, "multigres:") {
@@ -72,5 +75,32 @@ func TestGuardRefusesAndKeepsSessionUsable(t *testing.T) {
 				t.Fatalf("after rollback acme sees %v", got)
 			}
 		})
+	}
+}
+
+// TestDiscardAllBetweenTransactions: in transaction mode a lone DISCARD ALL
+// (what Npgsql sends when it pools) succeeds and forgets the client's
+// prepared statements; inside a transaction it is still refused.
+func TestDiscardAllBetweenTransactions(t *testing.T) {
+	env := sample(t)
+	_, addr := startProxy(t, options(env))
+	c := connect(t, addr, "app_user.acme")
+	ctx := context.Background()
+	if _, err := c.Prepare(ctx, "s1", "SELECT count(*) FROM contacts"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Exec(ctx, "DISCARD ALL", pgx.QueryExecModeSimpleProtocol); err != nil {
+		t.Fatalf("DISCARD ALL between transactions: %v", err)
+	}
+	if _, err := c.PgConn().ExecPrepared(ctx, "s1", nil, nil, nil).Close(); err == nil {
+		t.Fatal("prepared statement s1 survived DISCARD ALL")
+	}
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "DISCARD ALL", pgx.QueryExecModeSimpleProtocol); pgErr(err) == nil || pgErr(err).Code != "42501" {
+		t.Fatalf("DISCARD ALL in a transaction: %v, want a refusal", err)
 	}
 }

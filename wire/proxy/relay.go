@@ -76,6 +76,9 @@ func (s *session) relay(ctx context.Context) error {
 func (s *session) forward(ctx context.Context, typ byte, total int, msg []byte, stream bool) error {
 	switch typ {
 	case 'Q':
+		if s.txnMode && s.localDiscard(msg) {
+			return nil
+		}
 		msg = s.checkQuery(msg)
 	case 'P':
 		msg = s.checkParse(msg)
@@ -208,6 +211,30 @@ func (s *session) idleError(clientIdle, idleTx time.Duration) error {
 		return fatalf(codeAdminShutdown, "multigres: closing the connection: idle in transaction longer than idle_transaction_timeout (%s)", idleTx)
 	}
 	return fatalf(codeAdminShutdown, "multigres: closing the connection: idle longer than client_idle_timeout (%s)", clientIdle)
+}
+
+// localDiscard answers a lone DISCARD ALL between transactions in
+// transaction mode. Drivers such as Npgsql send it when they return a
+// connection to their own pool; the proxy's pooling already resets server
+// connections between tenants, so the client only needs its statement names
+// forgotten. Reports whether it answered.
+func (s *session) localDiscard(msg []byte) bool {
+	sql, _, ok := cstring(body(msg))
+	if !ok || !strings.EqualFold(strings.TrimRight(strings.TrimSpace(string(sql)), "; \t\n"), "discard all") {
+		return false
+	}
+	s.mu.Lock()
+	idle := s.sc == nil && s.pending == 0 && !s.open && s.txStatus == 'I'
+	if idle {
+		clear(s.stmts)
+	}
+	s.mu.Unlock()
+	if !idle {
+		return false
+	}
+	s.writeClient(&pgproto3.CommandComplete{CommandTag: []byte("DISCARD ALL")})
+	s.writeClient(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+	return s.w.Flush() == nil
 }
 
 // checkQuery returns the Query message to send for msg.
