@@ -35,17 +35,23 @@ func TestGuardRefusesAndKeepsSessionUsable(t *testing.T) {
 			c := connect(t, addr, "app_user.acme")
 			ctx := context.Background()
 			for _, sql := range attacks {
-				for _, proto := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
-					if proto == pgx.QueryExecModeExec && strings.Contains(sql, ";") {
-						continue // extended protocol takes one statement
+				for _, extended := range []bool{false, true} {
+					if extended && strings.Contains(sql, ";") {
+						continue // the extended protocol takes one statement
 					}
-					if sql == "DISCARD ALL" && mode == "transaction" && proto == pgx.QueryExecModeSimpleProtocol {
+					if sql == "DISCARD ALL" && mode == "transaction" && !extended {
 						continue // answered by the proxy: TestDiscardAllBetweenTransactions
 					}
-					_, err := c.Exec(ctx, sql, proto)
+					var err error
+					if extended {
+						// pgconn's ExecParams always uses Parse/Bind/Execute.
+						err = c.PgConn().ExecParams(ctx, sql, nil, nil, nil, nil).Read().Err
+					} else {
+						_, err = c.Exec(ctx, sql, pgx.QueryExecModeSimpleProtocol)
+					}
 					pe := pgErr(err)
 					if pe == nil || pe.Code != "42501" || !strings.HasPrefix(pe.Message, "multigres:") {
-						t.Fatalf("%q (%v): got %v, want a 42501 refusal", sql, proto, err)
+						t.Fatalf("%q (extended=%v): got %v, want a 42501 refusal", sql, extended, err)
 					}
 					if got := names(t, c); len(got) != 2 {
 						t.Fatalf("after %q acme sees %v", sql, got)
