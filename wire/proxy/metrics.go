@@ -10,6 +10,8 @@ type metrics struct {
 	clients      atomic.Int64
 	attached     atomic.Int64
 	clientsTotal atomic.Uint64
+	tenantWaits  atomic.Uint64
+	tenantLimits atomic.Uint64 // waits that ended in an error
 
 	mu           sync.Mutex
 	authFailures map[string]uint64
@@ -25,6 +27,13 @@ func (m *metrics) clientConnected()    { m.clients.Add(1); m.clientsTotal.Add(1)
 func (m *metrics) clientDisconnected() { m.clients.Add(-1) }
 func (m *metrics) attach()             { m.attached.Add(1) }
 func (m *metrics) detach()             { m.attached.Add(-1) }
+
+func (m *metrics) tenantWait(failed bool) {
+	m.tenantWaits.Add(1)
+	if failed {
+		m.tenantLimits.Add(1)
+	}
+}
 
 func (m *metrics) authFailure(reason string) {
 	m.mu.Lock()
@@ -46,9 +55,12 @@ func (m *metrics) tlsHandshake(v uint16) {
 
 // Counters is a snapshot of the proxy's counters.
 type Counters struct {
-	AuthFailures map[string]uint64
-	Refusals     map[string]uint64
-	TLSVersions  map[uint16]uint64
+	AuthFailures  map[string]uint64
+	Refusals      map[string]uint64
+	TLSVersions   map[uint16]uint64
+	TenantWaits   uint64 // acquisitions that waited for max_tenant_connections
+	TenantLimited uint64 // of those, how many timed out
+	ClientsTotal  uint64
 }
 
 // Counters returns a copy of the counters.
@@ -56,7 +68,8 @@ func (s *Server) Counters() Counters {
 	m := s.metrics
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	c := Counters{AuthFailures: map[string]uint64{}, Refusals: map[string]uint64{}, TLSVersions: map[uint16]uint64{}}
+	c := Counters{AuthFailures: map[string]uint64{}, Refusals: map[string]uint64{}, TLSVersions: map[uint16]uint64{},
+		TenantWaits: m.tenantWaits.Load(), TenantLimited: m.tenantLimits.Load(), ClientsTotal: m.clientsTotal.Load()}
 	for k, v := range m.authFailures {
 		c.AuthFailures[k] = v
 	}

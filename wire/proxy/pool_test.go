@@ -182,3 +182,47 @@ func TestServerRestart(t *testing.T) {
 		t.Fatalf("after restart globex sees %v", got)
 	}
 }
+
+// TestMaxTenantConnections: a tenant holding its limit waits (then fails
+// after query_wait_timeout), while another tenant is served at once.
+func TestMaxTenantConnections(t *testing.T) {
+	env := sample(t)
+	o := options(env)
+	o.MaxTenantConnections = 1
+	o.DefaultPoolSize = 4
+	o.QueryWaitTimeout = 500 * time.Millisecond
+	srv, addr := startProxy(t, o)
+	ctx := context.Background()
+	noisy1 := connect(t, addr, "app_user.acme")
+	noisy2 := connect(t, addr, "app_user.acme")
+	quiet := connect(t, addr, "app_user.globex")
+	tx, err := noisy1.Begin(ctx) // holds acme's only slot
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if got := names(t, quiet); strings.Join(got, ",") != "Grace" {
+		t.Fatalf("globex sees %v", got)
+	}
+	if d := time.Since(start); d > 400*time.Millisecond {
+		t.Fatalf("the quiet tenant waited %v", d)
+	}
+	_, err = noisy2.Exec(ctx, "SELECT 1")
+	if pe := pgErr(err); pe == nil || pe.Code != "53300" || !strings.Contains(pe.Message, "max_tenant_connections") {
+		t.Fatalf("second acme transaction: %v, want 53300 naming max_tenant_connections", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := srv.Counters()
+	if c.TenantWaits < 1 || c.TenantLimited < 1 {
+		t.Fatalf("counters %+v: the wait was not counted", c)
+	}
+	// The slot is free again once the transaction ended.
+	if got := names(t, noisy1); len(got) != 2 {
+		t.Fatalf("acme after commit sees %v", got)
+	}
+}

@@ -134,13 +134,13 @@ func (s *session) forward(ctx context.Context, typ byte, total int, msg []byte, 
 // attachNew acquires a server connection, queues what it needs to carry
 // this session's context, and attaches it.
 func (s *session) attachNew(ctx context.Context) error {
-	sc, err := s.pool.acquire(ctx, s.ctxKey)
+	sc, err := s.acquire(ctx)
 	if err != nil {
-		return s.connectError(err)
+		return err
 	}
 	n, err := s.writeContext(ctx, sc)
 	if err != nil {
-		s.pool.release(sc, false)
+		s.release(sc, false)
 		return err
 	}
 	s.swallow.Store(int32(n))
@@ -541,7 +541,7 @@ func (s *session) detachLocked(sc *serverConn) {
 	s.sc = nil
 	s.releaseDue = false
 	s.srv.metrics.detach()
-	s.pool.release(sc, !sc.broken)
+	s.release(sc, !sc.broken)
 }
 
 // serverGone handles the end of a server connection that was not released:
@@ -554,11 +554,11 @@ func (s *session) serverGone(sc *serverConn, err error) {
 	s.srv.metrics.detach()
 	if ending && sc.reusable && sc.r.r.Buffered() == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
 		_ = sc.conn.SetReadDeadline(time.Time{})
-		s.pool.release(sc, true)
+		s.release(sc, true)
 		return
 	}
 	sc.broken = true
-	s.pool.release(sc, false)
+	s.release(sc, false)
 	if !ending && err != nil {
 		if !errors.Is(err, net.ErrClosed) {
 			s.log.Warn("server connection lost", "err", err)

@@ -51,6 +51,7 @@ type Options struct {
 	ServerLifetime         time.Duration
 	ClientIdleTimeout      time.Duration
 	IdleTransactionTimeout time.Duration
+	MaxTenantConnections   int // server connections one tenant may hold at once; 0 = no limit
 
 	// ClientTLS, when set, is asked for the current TLS settings at each
 	// handshake, so certificate reloads reach new connections.
@@ -83,6 +84,7 @@ type Server struct {
 	gen     atomic.Pointer[generation]
 	creds   atomic.Pointer[credentials]
 	metrics *metrics
+	tenants *tenantLimiter
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -113,7 +115,7 @@ func New(opts Options, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("generating the refusal token: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{log: log, token: "multigres_refused_" + hex.EncodeToString(tok), metrics: newMetrics(),
+	s := &Server{log: log, token: "multigres_refused_" + hex.EncodeToString(tok), metrics: newMetrics(), tenants: newTenantLimiter(),
 		ctx: ctx, cancel: cancel, listeners: map[net.Listener]struct{}{}, sessions: map[*session]struct{}{},
 		cancels: map[cancelKey]*session{}, pools: map[string]*pool{}}
 	if err := s.Update(opts); err != nil {

@@ -69,6 +69,8 @@ type session struct {
 	clientKey  []byte                  // SCRAM ClientKey recovered from the client's proof
 	unflushed  bool                    // forward wrote to sc.w since the last flush
 	releaseDue bool                    // transaction ended while unflushed: release after the flush
+	tenantKey  string                  // role and values, for max_tenant_connections
+	slot       bool                    // holds a max_tenant_connections slot
 }
 
 // preparedStmt remembers a client's named Parse so that it can be prepared
@@ -254,14 +256,15 @@ func (s *session) tenantLogin(ctx context.Context, sm *pgproto3.StartupMessage) 
 
 	// The first assignment is synchronous: the client must not see
 	// ReadyForQuery before its context is in place.
-	sc, err := s.pool.acquire(ctx, s.ctxKey)
+	s.tenantKey = s.tenant.Key()
+	sc, err := s.acquire(ctx)
 	if err != nil {
-		return s.connectError(err)
+		return err
 	}
 	statuses, err := s.applyContextSync(ctx, sc)
 	if err != nil {
 		sc.broken = true
-		s.pool.release(sc, false)
+		s.release(sc, false)
 		return err
 	}
 	s.srv.registerCancel(s)
@@ -277,13 +280,13 @@ func (s *session) tenantLogin(ctx context.Context, sm *pgproto3.StartupMessage) 
 	s.writeClient(&pgproto3.BackendKeyData{ProcessID: s.key.pid, SecretKey: []byte(s.key.secret)})
 	s.writeClient(&pgproto3.ReadyForQuery{TxStatus: 'I'})
 	if err := s.w.Flush(); err != nil {
-		s.pool.release(sc, true)
+		s.release(sc, true)
 		return err
 	}
 	s.log.Info("tenant connected")
 	s.txStatus = 'I'
 	if s.txnMode {
-		s.pool.release(sc, true)
+		s.release(sc, true)
 		return nil
 	}
 	s.attach(sc)
@@ -459,4 +462,39 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// acquire takes a server connection from the pool, within the tenant's
+// max_tenant_connections.
+func (s *session) acquire(ctx context.Context) (*serverConn, error) {
+	o := s.gen.opts
+	if o.MaxTenantConnections > 0 {
+		waited, err := s.srv.tenants.acquire(ctx, s.tenantKey, o.MaxTenantConnections, o.QueryWaitTimeout)
+		if waited {
+			s.srv.metrics.tenantWait(err != nil)
+		}
+		if err != nil {
+			return nil, err
+		}
+		s.slot = true
+	}
+	sc, err := s.pool.acquire(ctx, s.ctxKey)
+	if err != nil {
+		s.releaseSlot()
+		return nil, s.connectError(err)
+	}
+	return sc, nil
+}
+
+// release returns sc to the pool and the tenant's slot.
+func (s *session) release(sc *serverConn, reusable bool) {
+	s.pool.release(sc, reusable)
+	s.releaseSlot()
+}
+
+func (s *session) releaseSlot() {
+	if s.slot {
+		s.slot = false
+		s.srv.tenants.release(s.tenantKey)
+	}
 }
