@@ -66,32 +66,52 @@ $fn$`
 // once per proxied session and need not survive a crash.
 const createNonceSQL = `CREATE {{UNLOGGED}} SEQUENCE IF NOT EXISTS multigres.seal_nonce`
 
-// createContextSQL is multigres.context() from docs/design.md. A CASE keeps
-// the checks in order: currval() raises an error when setval() never ran in
-// the session, so it is reached only once a well-formed seal names the
-// variable. (A seal GUC set without the proxy's setval therefore errors
-// rather than returning NULL; either way no tenant row is visible.)
+// createContextSQL is multigres.context() from docs/design.md. It is
+// plpgsql rather than SQL because PostgreSQL inlines or re-plans a SQL
+// function on every call, while plpgsql keeps its expression plans for the
+// session. Checks run cheapest first: a session without a seal, or asking
+// for a variable the seal does not list, gets NULL before currval(), which
+// raises 55000 when setval() never ran in the session. (A seal GUC set
+// without the proxy's setval therefore errors rather than returning NULL;
+// either way no tenant row is visible.) A NULL value for a listed variable
+// makes the message NULL, so the MAC comparison fails instead of raising.
 // The nonce is compared as text against currval's canonical decimal form, so
 // no cast of untrusted text can fail.
 const createContextSQL = `CREATE OR REPLACE FUNCTION multigres.context(name text) RETURNS text
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
-SELECT CASE
-  WHEN s.seal IS NULL OR s.seal !~ '^[0-9]{1,19}:[^:]+:[0-9a-f]{64}$' THEN NULL
-  WHEN NOT ($1 = ANY (string_to_array(split_part(s.seal, ':', 2), ','))) THEN NULL
-  WHEN split_part(s.seal, ':', 1) <> currval('multigres.seal_nonce'::regclass)::text THEN NULL
-  WHEN split_part(s.seal, ':', 3) = encode(sha256(
-         (SELECT k.opad FROM multigres.secret AS k) ||
-         sha256((SELECT k.ipad FROM multigres.secret AS k) || convert_to(
-           'v1' || E'\n' || current_setting('role') || E'\n' || pg_backend_pid()::text || E'\n'
-           || split_part(s.seal, ':', 1) || E'\n'
-           || (SELECT string_agg(v.n || '=' || current_setting(v.n, true) || E'\n', '' ORDER BY v.i)
-               FROM unnest(string_to_array(split_part(s.seal, ':', 2), ',')) WITH ORDINALITY AS v(n, i)),
-           'UTF8'))), 'hex')
-    THEN current_setting($1, true)
+DECLARE
+  seal text := current_setting('multigres.seal', true);
+  nonce text := split_part(seal, ':', 1);
+  vars text := split_part(seal, ':', 2);
+  msg text;
+  v text;
+  k_ipad bytea;
+  k_opad bytea;
+BEGIN
+  -- A name with a comma could match a run of listed names.
+  IF nonce IS NULL OR nonce = '' OR name IS NULL OR name = '' OR strpos(name, ',') > 0
+     OR strpos(',' || vars || ',', ',' || name || ',') = 0 THEN
+    RETURN NULL;
+  END IF;
+  IF nonce <> currval('multigres.seal_nonce'::regclass)::text THEN
+    RETURN NULL;
+  END IF;
+  msg := 'v1' || E'\n' || current_setting('role') || E'\n' || pg_backend_pid() || E'\n' || nonce || E'\n';
+  IF strpos(vars, ',') = 0 THEN
+    msg := msg || vars || '=' || current_setting(vars, true) || E'\n';
+  ELSE
+    FOREACH v IN ARRAY string_to_array(vars, ',') LOOP
+      msg := msg || v || '=' || current_setting(v, true) || E'\n';
+    END LOOP;
+  END IF;
+  SELECT s.ipad, s.opad INTO k_ipad, k_opad FROM multigres.secret AS s;
+  IF encode(sha256(k_opad || sha256(k_ipad || convert_to(msg, 'UTF8'))), 'hex') = split_part(seal, ':', 3) THEN
+    RETURN current_setting(name, true);
+  END IF;
+  RETURN NULL;
 END
-FROM (SELECT current_setting('multigres.seal', true) AS seal) AS s
 $fn$`
 
 const createTenantIDSQL = `CREATE OR REPLACE FUNCTION multigres.tenant_id() RETURNS text

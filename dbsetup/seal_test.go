@@ -60,11 +60,12 @@ func TestContextSeal(t *testing.T) {
 	}
 	honest := []string{"acme", "user-1"}
 	for _, tc := range []struct {
-		name    string
-		seal    seal
-		ask     string
-		want    *string
-		wantErr string // SQLSTATE
+		name     string
+		seal     seal
+		ask      string
+		askEmpty bool // ask for "" rather than calling tenant_id()
+		want     *string
+		wantErr  string // SQLSTATE
 	}{
 		{name: "correct seal", seal: seal{values: honest}, ask: tenantVar, want: ptr("acme")},
 		{name: "second variable", seal: seal{values: honest}, ask: userVar, want: ptr("user-1")},
@@ -82,12 +83,18 @@ func TestContextSeal(t *testing.T) {
 		{name: "reset seal", seal: seal{values: honest, after: []string{"RESET multigres.seal"}}, ask: tenantVar},
 		{name: "garbage seal", seal: seal{values: honest, after: []string{"SET multigres.seal = 'x:y:z'"}}, ask: tenantVar},
 		{name: "nonce never set", seal: seal{values: honest, noSetval: true, macNonce: 99}, ask: tenantVar, wantErr: "55000"},
+		{name: "no seal and nonce never set", seal: seal{values: honest, noSeal: true, noSetval: true}, ask: tenantVar},
+		// current_setting() of a listed but unset variable is NULL: the MAC
+		// must fail rather than the call raise.
+		{name: "listed var unset", seal: seal{values: honest, vars: []string{tenantVar, "app.never_set"}}, ask: tenantVar},
+		{name: "name with comma", seal: seal{values: honest}, ask: tenantVar + "," + userVar},
+		{name: "empty name", seal: seal{values: honest, vars: []string{tenantVar, "", userVar}}, ask: "", askEmpty: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			conn := e.session(key, tc.seal)
 			q := "SELECT multigres.context($1)"
 			args := []any{tc.ask}
-			if tc.ask == "" {
+			if tc.ask == "" && !tc.askEmpty {
 				q, args = "SELECT multigres.tenant_id()", nil
 			}
 			var got *string
