@@ -1,0 +1,210 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/activation"
+
+	"github.com/multigres/proxy/daemon/config"
+)
+
+// FDName is the FileDescriptorName= of the sockets the proxy serves when
+// systemd passes them. When no passed socket carries this name (systemd's
+// default name is the socket unit's), every passed socket is served.
+const FDName = "multigres"
+
+// listener is a socket the daemon serves.
+type listener struct {
+	net.Listener
+	// fdName is the systemd FileDescriptorName, "" for a socket we opened.
+	fdName string
+	// unixPath is the file of a Unix socket this process created, so that
+	// a privilege drop can hand it to the service user.
+	unixPath string
+}
+
+func (l listener) String() string { return l.Addr().Network() + ":" + l.Addr().String() }
+
+// openListeners returns the sockets passed by systemd if there are any,
+// otherwise opens those the configuration names. activated reports the
+// former, in which case the configuration's listen settings are ignored.
+func openListeners(c *config.Config, log *slog.Logger) (lns []listener, activated bool, err error) {
+	lns, err = inheritedListeners(log)
+	if err != nil || lns != nil {
+		return lns, lns != nil, err
+	}
+	lns, err = listen(c)
+	return lns, false, err
+}
+
+// inheritedListeners takes the sockets systemd passed (LISTEN_FDS). It
+// returns nil when there are none for this process, and an error when a
+// passed descriptor is not a listening stream socket: serving only part of
+// what the socket unit promises would hide the mistake.
+func inheritedListeners(log *slog.Logger) ([]listener, error) {
+	fds := os.Getenv("LISTEN_FDS")
+	if fds == "" {
+		return nil, nil
+	}
+	if pid := os.Getenv("LISTEN_PID"); pid != strconv.Itoa(os.Getpid()) {
+		// Meant for a parent that exec'd us without clearing it: the
+		// descriptors are not ours to take.
+		log.Warn("ignoring LISTEN_FDS set for another process", "listen_pid", pid)
+		for _, k := range []string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"} {
+			_ = os.Unsetenv(k)
+		}
+		return nil, nil
+	}
+	want, err := strconv.Atoi(fds)
+	if err != nil || want < 0 {
+		return nil, fmt.Errorf("socket activation: LISTEN_FDS=%q is not a count", fds)
+	}
+	if want == 0 {
+		activation.Files(true) // only clears the variables
+		return nil, nil
+	}
+	byName, err := activation.ListenersWithNames() // also unsets LISTEN_*
+	if err != nil {
+		return nil, fmt.Errorf("socket activation: %w", err)
+	}
+	return selectListeners(byName, want, log)
+}
+
+// selectListeners picks the listeners named FDName, or all of them when
+// none has that name, and closes the rest.
+func selectListeners(byName map[string][]net.Listener, want int, log *slog.Logger) ([]listener, error) {
+	names := make([]string, 0, len(byName))
+	got := 0
+	for name, ls := range byName {
+		names = append(names, name)
+		got += len(ls)
+	}
+	slices.Sort(names)
+	closeAll := func() {
+		for _, ls := range byName {
+			for _, l := range ls {
+				l.Close()
+			}
+		}
+	}
+	if got != want {
+		closeAll()
+		return nil, fmt.Errorf("socket activation: %d descriptors passed but %d are listening stream sockets; "+
+			"use ListenStream= in the socket unit", want, got)
+	}
+	_, named := byName[FDName]
+	var lns []listener
+	for _, name := range names {
+		for _, l := range byName[name] {
+			if named && name != FDName {
+				log.Warn("socket activation: not serving a socket with another name", "fd_name", name,
+					"addr", l.Addr().String(), "serving", FDName)
+				l.Close()
+				continue
+			}
+			lns = append(lns, listener{Listener: l, fdName: name})
+		}
+	}
+	if len(lns) == 0 {
+		return nil, errors.New("socket activation: LISTEN_FDS set but no socket was passed")
+	}
+	return lns, nil
+}
+
+// listen opens the TCP and Unix listeners the configuration asks for.
+func listen(c *config.Config) ([]listener, error) {
+	var lns []listener
+	fail := func(err error) ([]listener, error) {
+		closeListeners(lns)
+		return nil, err
+	}
+	for _, a := range c.ListenAddr {
+		host := a
+		if a == "*" {
+			host = ""
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(c.ListenPort)))
+		if err != nil {
+			return fail(fmt.Errorf("listening on %s port %d: %w", a, c.ListenPort, err))
+		}
+		lns = append(lns, listener{Listener: ln})
+	}
+	if c.UnixSocketDir != "" {
+		path := filepath.Join(c.UnixSocketDir, fmt.Sprintf(".s.PGSQL.%d", c.ListenPort))
+		ln, err := listenUnix(path, c.UnixSocketMode)
+		if err != nil {
+			return fail(err)
+		}
+		lns = append(lns, listener{Listener: ln, unixPath: path})
+	}
+	if len(lns) == 0 {
+		return nil, errors.New("no listen_addr and no unix_socket_dir: nothing to listen on")
+	}
+	return lns, nil
+}
+
+// listenUnix creates a Unix socket at path with the given mode, replacing a
+// socket file left behind by a crashed run but never one that is in use.
+func listenUnix(path string, mode os.FileMode) (net.Listener, error) {
+	if st, err := os.Lstat(path); err == nil {
+		if st.Mode().Type() != os.ModeSocket {
+			return nil, fmt.Errorf("listening on unix socket %s: the path exists and is not a socket", path)
+		}
+		c, err := net.DialTimeout("unix", path, time.Second)
+		if err == nil {
+			c.Close()
+			return nil, fmt.Errorf("listening on unix socket %s: another process is serving it", path)
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, fmt.Errorf("listening on unix socket %s: checking the existing socket: %w", path, err)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("removing the stale unix socket %s: %w", path, err)
+		}
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listening on unix socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("setting the mode of %s: %w", path, err)
+	}
+	return ln, nil
+}
+
+func closeListeners(lns []listener) {
+	for _, l := range lns {
+		l.Close()
+	}
+}
+
+// probeTargets returns addresses that reach l from this host, for the
+// watchdog's self-test. A wildcard TCP socket is dialled on loopback; an
+// IPv6 wildcard may be dual-stack or IPv6-only, so both loopbacks are tried.
+func probeTargets(l net.Listener) (network string, addrs []string) {
+	switch a := l.Addr().(type) {
+	case *net.TCPAddr:
+		port := strconv.Itoa(a.Port)
+		switch {
+		case a.IP == nil || a.IP.Equal(net.IPv4zero):
+			return "tcp", []string{net.JoinHostPort("127.0.0.1", port)}
+		case a.IP.Equal(net.IPv6unspecified):
+			return "tcp", []string{net.JoinHostPort("127.0.0.1", port), net.JoinHostPort("::1", port)}
+		}
+		return "tcp", []string{net.JoinHostPort(a.IP.String(), port)}
+	case *net.UnixAddr:
+		return "unix", []string{a.Name}
+	default:
+		return a.Network(), []string{a.String()}
+	}
+}
