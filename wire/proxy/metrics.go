@@ -3,6 +3,7 @@ package proxy
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // metrics counts what the proxy does; the daemon exposes them.
@@ -12,6 +13,14 @@ type metrics struct {
 	clientsTotal atomic.Uint64
 	tenantWaits  atomic.Uint64
 	tenantLimits atomic.Uint64 // waits that ended in an error
+	queries      atomic.Uint64 // Query, Sync and FunctionCall messages relayed
+	transactions atomic.Uint64 // ReadyForQuery "idle" after work: transactions ended
+	bytesIn      atomic.Uint64 // client to server
+	bytesOut     atomic.Uint64 // server to client
+	serverErrors atomic.Uint64 // server connections that failed to open or broke
+	waitCount    atomic.Uint64
+	waitSumNanos atomic.Uint64
+	waitBuckets  [len(WaitBuckets)]atomic.Uint64
 
 	mu           sync.Mutex
 	authFailures map[string]uint64
@@ -27,6 +36,21 @@ func (m *metrics) clientConnected()    { m.clients.Add(1); m.clientsTotal.Add(1)
 func (m *metrics) clientDisconnected() { m.clients.Add(-1) }
 func (m *metrics) attach()             { m.attached.Add(1) }
 func (m *metrics) detach()             { m.attached.Add(-1) }
+
+// WaitBuckets are the upper bounds, in seconds, of the pool wait histogram.
+var WaitBuckets = [...]float64{0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30}
+
+// poolWait records how long a client waited for a server connection.
+func (m *metrics) poolWait(d time.Duration) {
+	m.waitCount.Add(1)
+	m.waitSumNanos.Add(uint64(d))
+	sec := d.Seconds()
+	for i, le := range WaitBuckets {
+		if sec <= le {
+			m.waitBuckets[i].Add(1)
+		}
+	}
+}
 
 func (m *metrics) tenantWait(failed bool) {
 	m.tenantWaits.Add(1)
@@ -55,9 +79,19 @@ func (m *metrics) tlsHandshake(v uint16) {
 
 // Counters is a snapshot of the proxy's counters.
 type Counters struct {
-	AuthFailures  map[string]uint64
-	Refusals      map[string]uint64
-	TLSVersions   map[uint16]uint64
+	AuthFailures map[string]uint64
+	Refusals     map[string]uint64
+	TLSVersions  map[uint16]uint64
+	Queries      uint64
+	Transactions uint64
+	BytesIn      uint64 // client to server
+	BytesOut     uint64 // server to client
+	ServerErrors uint64
+	// Pool wait histogram: cumulative counts per WaitBuckets bound, total
+	// count and sum (seconds).
+	WaitBuckets   [len(WaitBuckets)]uint64
+	WaitCount     uint64
+	WaitSum       float64
 	TenantWaits   uint64 // acquisitions that waited for max_tenant_connections
 	TenantLimited uint64 // of those, how many timed out
 	ClientsTotal  uint64
@@ -69,7 +103,13 @@ func (s *Server) Counters() Counters {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c := Counters{AuthFailures: map[string]uint64{}, Refusals: map[string]uint64{}, TLSVersions: map[uint16]uint64{},
-		TenantWaits: m.tenantWaits.Load(), TenantLimited: m.tenantLimits.Load(), ClientsTotal: m.clientsTotal.Load()}
+		TenantWaits: m.tenantWaits.Load(), TenantLimited: m.tenantLimits.Load(), ClientsTotal: m.clientsTotal.Load(),
+		Queries: m.queries.Load(), Transactions: m.transactions.Load(), BytesIn: m.bytesIn.Load(),
+		BytesOut: m.bytesOut.Load(), ServerErrors: m.serverErrors.Load(), WaitCount: m.waitCount.Load(),
+		WaitSum: float64(m.waitSumNanos.Load()) / 1e9}
+	for i := range m.waitBuckets {
+		c.WaitBuckets[i] = m.waitBuckets[i].Load()
+	}
 	for k, v := range m.authFailures {
 		c.AuthFailures[k] = v
 	}

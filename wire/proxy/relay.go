@@ -111,8 +111,10 @@ func (s *session) forward(ctx context.Context, typ byte, total int, msg []byte, 
 			return err
 		}
 	}
+	s.srv.metrics.bytesIn.Add(uint64(total))
 	switch typ {
 	case 'Q', 'S', 'F':
+		s.srv.metrics.queries.Add(1)
 		s.pending++
 		s.open = false
 	case 'd', 'c', 'f', 'H':
@@ -448,6 +450,7 @@ func (s *session) readServer(sc *serverConn, done chan struct{}) {
 			}
 			continue
 		}
+		s.srv.metrics.bytesOut.Add(uint64(total))
 		if total > bufferSize && typ != 'E' && typ != 'Z' {
 			if err := sc.r.copyTo(s.w, total); err != nil {
 				s.serverGone(sc, err)
@@ -513,6 +516,9 @@ func (s *session) readyForQuery(sc *serverConn, status byte) bool {
 		return false
 	}
 	s.pending = 0
+	if status == 'I' {
+		s.srv.metrics.transactions.Add(1)
+	}
 	s.parseQ = s.parseQ[:0]
 	s.closeQ = s.closeQ[:0]
 	clear(s.refusals)
@@ -560,6 +566,7 @@ func (s *session) serverGone(sc *serverConn, err error) {
 	sc.broken = true
 	s.release(sc, false)
 	if !ending && err != nil {
+		s.srv.metrics.serverErrors.Add(1)
 		if !errors.Is(err, net.ErrClosed) {
 			s.log.Warn("server connection lost", "err", err)
 		}

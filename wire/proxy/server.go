@@ -53,6 +53,13 @@ type Options struct {
 	IdleTransactionTimeout time.Duration
 	MaxTenantConnections   int // server connections one tenant may hold at once; 0 = no limit
 
+	// AdminUsers may log in to the admin console (database AdminDB).
+	AdminUsers []string
+	// Admin serves RELOAD and SHOW CONFIG; nil disables them.
+	Admin Admin
+	// Version is shown by SHOW VERSION.
+	Version string
+
 	// ClientTLS, when set, is asked for the current TLS settings at each
 	// handshake, so certificate reloads reach new connections.
 	ClientTLS ClientTLS
@@ -96,6 +103,8 @@ type Server struct {
 	cancels   map[cancelKey]*session
 	pools     map[string]*pool
 	closed    bool
+	resume    chan struct{} // non-nil while paused
+	nextID    uint64
 	accepted  atomic.Uint64
 	lastAccpt atomic.Int64
 }
@@ -273,6 +282,8 @@ func (s *Server) start(conn net.Conn) {
 		conn.Close()
 		return
 	}
+	s.nextID++
+	sess.id = s.nextID
 	s.sessions[sess] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()

@@ -63,14 +63,16 @@ type session struct {
 	nextRefuse int
 	swallow    atomic.Int32 // injected Query responses still to drop
 
-	stmts      map[string]preparedStmt // client statement name -> server statement (transaction mode)
-	parseQ     []bool                  // per Parse in flight: true if the proxy added it
-	closeQ     []bool                  // per Close in flight: true if the proxy added it
-	clientKey  []byte                  // SCRAM ClientKey recovered from the client's proof
-	unflushed  bool                    // forward wrote to sc.w since the last flush
-	releaseDue bool                    // transaction ended while unflushed: release after the flush
-	tenantKey  string                  // role and values, for max_tenant_connections
-	slot       bool                    // holds a max_tenant_connections slot
+	stmts      map[string]preparedStmt    // client statement name -> server statement (transaction mode)
+	parseQ     []bool                     // per Parse in flight: true if the proxy added it
+	closeQ     []bool                     // per Close in flight: true if the proxy added it
+	clientKey  []byte                     // SCRAM ClientKey recovered from the client's proof
+	unflushed  bool                       // forward wrote to sc.w since the last flush
+	releaseDue bool                       // transaction ended while unflushed: release after the flush
+	id         uint64                     // shown by SHOW CLIENTS
+	info       atomic.Pointer[clientInfo] // set after login
+	tenantKey  string                     // role and values, for max_tenant_connections
+	slot       bool                       // holds a max_tenant_connections slot
 }
 
 // preparedStmt remembers a client's named Parse so that it can be prepared
@@ -122,12 +124,16 @@ func (s *session) serve(ctx context.Context) error {
 	if s.user == "" {
 		return fatalf(codeInvalidAuthorization, "no PostgreSQL user name specified in startup packet")
 	}
+	if s.db == AdminDB {
+		return s.admin(ctx, sm)
+	}
 	for _, b := range s.gen.opts.SuperuserBypass {
 		if s.user == b {
 			if s.db == "" {
 				s.db = s.user
 			}
 			s.log = s.log.With("user", s.user, "database", s.db, "bypass", true)
+			s.info.Store(&clientInfo{user: s.user, db: s.db, addr: s.conn.RemoteAddr().String(), since: time.Now()})
 			return s.bypass(ctx, sm)
 		}
 	}
@@ -283,6 +289,8 @@ func (s *session) tenantLogin(ctx context.Context, sm *pgproto3.StartupMessage) 
 		s.release(sc, true)
 		return err
 	}
+	s.info.Store(&clientInfo{user: s.user, db: s.db, role: s.tenant.Role, tenant: strings.Join(s.tenant.Values, s.gen.opts.ValueSeparator),
+		addr: s.conn.RemoteAddr().String(), since: time.Now()})
 	s.log.Info("tenant connected")
 	s.txStatus = 'I'
 	if s.txnMode {
@@ -468,6 +476,9 @@ func contains(list []string, s string) bool {
 // max_tenant_connections.
 func (s *session) acquire(ctx context.Context) (*serverConn, error) {
 	o := s.gen.opts
+	if err := s.srv.waitResume(ctx); err != nil {
+		return nil, err
+	}
 	if o.MaxTenantConnections > 0 {
 		waited, err := s.srv.tenants.acquire(ctx, s.tenantKey, o.MaxTenantConnections, o.QueryWaitTimeout)
 		if waited {
@@ -478,9 +489,15 @@ func (s *session) acquire(ctx context.Context) (*serverConn, error) {
 		}
 		s.slot = true
 	}
+	start := time.Now()
 	sc, err := s.pool.acquire(ctx, s.ctxKey)
+	s.srv.metrics.poolWait(time.Since(start))
 	if err != nil {
 		s.releaseSlot()
+		var ce *clientError
+		if !errors.As(err, &ce) {
+			s.srv.metrics.serverErrors.Add(1)
+		}
 		return nil, s.connectError(err)
 	}
 	return sc, nil
