@@ -403,9 +403,30 @@ proxy_step() {
 	done
 	local tenant="host=127.0.0.1 port=6432 user=app_user.acme password=$apppw dbname=appdb"
 	local q="select current_user || ' ' || string_agg(body, ',' order by body) from notes"
+	# Trace the system calls of serving and reloading (strace, if there).
+	local tracer=
+	if command -v strace >/dev/null; then
+		strace -f -qq -o /tmp/strace.serve -p "$serve" 2>/dev/null &
+		tracer=$!
+		# Attached once the daemon's first call (its runtime polls) shows.
+		for i in $(seq 100); do
+			[ -s /tmp/strace.serve ] && break
+			sleep 0.1
+		done
+	fi
 	expect "[proxy] psql as app_user.acme sees acme's rows only" \
 		"$(psql -X -At "$tenant" -c "$q" 2>&1)" "app_user acme-1,acme-2"
 	expect "[proxy] the proxy runs as multigres" "$(ps -o user= -p "$serve" 2>&1)" multigres
+	kill -HUP "$serve"
+	expect "[proxy] still serving after SIGHUP (reload)" \
+		"$(psql -X -At "$tenant" -c "$q" 2>&1)" "app_user acme-1,acme-2"
+	if [ -n "$tracer" ]; then
+		kill "$tracer" 2>/dev/null || true
+		wait "$tracer" 2>/dev/null || true
+		check_syscalls /tmp/strace.serve
+	else
+		echo "SKIP - [proxy] system calls against SystemCallFilter= (no strace)"
+	fi
 	kill "$serve" 2>/dev/null || true
 	wait "$serve" 2>/dev/null || true
 
@@ -439,6 +460,38 @@ proxy_step() {
 	# Leave the config as the package installed it for the upgrade tests.
 	rm -f /etc/multigres/server_password /etc/multigres/auth_password
 	sed -i '/^server_password_file = \|^auth_password_file = /d' "$conf"
+}
+
+# check_syscalls STRACE_LOG: every system call the daemon made is allowed by
+# multigres.service's filter, SystemCallFilter=@system-service minus
+# ~@privileged @resources; otherwise the sandbox would break the service
+# (with SystemCallErrorNumber=EPERM the call fails instead of killing it).
+check_syscalls() {
+	local used allowed denied bad
+	used=$(sed -nE 's/^[0-9]+ +([a-z0-9_]+)\(.*/\1/p' "$1" | sort -u)
+	allowed=$(syscall_set @system-service)
+	denied=$(
+		syscall_set @privileged
+		syscall_set @resources
+	)
+	bad=$(comm -23 <(echo "$used") <(comm -23 <(echo "$allowed") <(sort -u <<<"$denied")) | tr '\n' ' ')
+	if [ -z "$used" ]; then
+		fail "[proxy] strace recorded no system calls"
+	else
+		expect "[proxy] the daemon's $(wc -l <<<"$used") system calls pass SystemCallFilter=" "${bad% }" ""
+	fi
+}
+
+# syscall_set @GROUP: the calls in a systemd syscall group, nested groups
+# expanded, sorted.
+syscall_set() {
+	local g
+	{
+		systemd-analyze syscall-filter "$1" | sed -nE 's/^ +([a-z0-9_]+)$/\1/p'
+		for g in $(systemd-analyze syscall-filter "$1" | sed -nE 's/^ +(@[a-z-]+)$/\1/p'); do
+			syscall_set "$g"
+		done
+	} | sort -u
 }
 
 # Makes the throwaway root and runs `test.sh --in-root KIND V1 V2` in it.
