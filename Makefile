@@ -22,7 +22,7 @@ NFPM     = VERSION='$(VERSION)' GOARCH='$(GOARCH)' MULTIGRES_CONFIG='$(CONFIG)' 
 	   $(GO) tool nfpm package -f nfpm.yaml
 LDFLAGS := -s -w -buildid= -X $(PKG)/daemon.Version=$(VERSION)
 
-.PHONY: help build package test test-go test-package check-units ci clean
+.PHONY: help build package test test-go test-examples test-package check-units ci clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -41,10 +41,19 @@ $(BUILD)/%.gz: packaging/%
 	@mkdir -p $(BUILD)
 	gzip -9 -n -c $< > $@
 
-test: test-go ## run all tests
+test: test-go test-examples check-units test-package ## run all tests (what .ci/run calls)
 
-test-go: ## Go unit tests with the race detector
-	$(GO) test -race -count=1 ./...
+EXAMPLE := examples/drizzle-express
+
+$(EXAMPLE)/node_modules: $(EXAMPLE)/package-lock.json
+	cd $(EXAMPLE) && npm ci --no-audit --no-fund
+	@touch $@
+
+test-go: $(EXAMPLE)/node_modules ## Go tests with the race detector (node-postgres TLS test needs the example's modules)
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+test-examples: build $(EXAMPLE)/node_modules ## the guide's Drizzle/Express code through Multigres
+	cd $(EXAMPLE) && MULTIGRES_BIN=$(CURDIR)/bin/multigres npm test
 
 test-package: ## build, inspect and install the packages in a throwaway root (needs root)
 	packaging/test.sh
