@@ -27,6 +27,7 @@ Commands:
   audit    [-config PATH] -dsn URL   report isolation weaknesses; exit 1 if any
   validate [-config PATH]            check a config file; exit 1 listing every problem
   demo     [-port N]                 run a throwaway PostgreSQL with sample tenants behind the proxy
+  status   [-dsn URL]                print the pools and clients of a running proxy (admin console)
   version                            print the version
 
 Run 'multigres <command> -h' for a command's flags; config keys: 'multigres help config'.
@@ -61,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = validate(rest, stdout, stderr)
 	case "demo":
 		err = runDemo(ctx, rest, stdout, stderr)
+	case "status":
+		err = status(ctx, rest, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "multigres %s\n", daemon.Version)
 	case "help", "-h", "--help":
