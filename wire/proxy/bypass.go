@@ -2,38 +2,67 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/multigres/proxy/wire/scram"
 )
 
-// bypass serves a superuser_bypass user: the startup and authentication
-// exchange go to PostgreSQL as the client sent them, and everything after is
-// relayed untouched. Only BackendKeyData is replaced, so that the client's
-// cancel key is the proxy's and cancels only this client's query.
+// Authentication request codes (the Int32 after 'R').
+const (
+	authOk           = 0
+	authSASL         = 10
+	authSASLContinue = 11
+	authSASLFinal    = 12
+)
+
+// bypass serves a superuser_bypass user: it logs in to PostgreSQL as that
+// user and then relays everything untouched. Only BackendKeyData is
+// replaced, so that the client's cancel key is the proxy's and cancels only
+// this client's query.
+//
+// The login takes one of two paths (docs/tls.md weighs them):
+//
+//   - With the user's SCRAM verifier in Options.BypassVerifiers, the proxy
+//     authenticates the client itself, offering channel binding to its own
+//     certificate, and logs in to PostgreSQL with the ClientKey recovered
+//     from the client's proof, binding to PostgreSQL's certificate. Both TLS
+//     legs keep channel binding.
+//   - Without one, the authentication exchange is relayed. Channel binding
+//     cannot survive a relay, because each TLS leg has its own certificate,
+//     so SCRAM-SHA-256-PLUS is removed from what PostgreSQL offers. A TLS
+//     client that could bind then says so ("y"), which PostgreSQL on TLS
+//     must refuse as a downgrade: the proxy refuses it first, with a hint.
 func (s *session) bypass(ctx context.Context, sm *pgproto3.StartupMessage) error {
-	g := s.gen
-	var nd net.Dialer
-	dctx, cancel := context.WithTimeout(ctx, g.opts.ServerConnectTimeout)
-	defer cancel()
-	network, addr := "tcp", net.JoinHostPort(g.dial.host, strconv.Itoa(g.dial.port))
-	if strings.HasPrefix(g.dial.host, "/") {
-		network, addr = "unix", fmt.Sprintf("%s/.s.PGSQL.%d", g.dial.host, g.dial.port)
+	var ver *scram.Verifier
+	if v, ok := s.gen.opts.BypassVerifiers[s.user]; ok {
+		parsed, err := scram.ParseVerifier(v)
+		if err != nil {
+			s.log.Error("the SCRAM verifier configured for this bypass user does not parse", "err", err)
+			return fatalf(codeInvalidAuthorization, "multigres: no usable SCRAM verifier is configured for user %q", s.user)
+		}
+		// Authenticate before dialing: a wrong password costs no server
+		// connection.
+		if err := s.scramLogin(parsed); err != nil {
+			return err
+		}
+		ver = &parsed
 	}
-	raw, err := nd.DialContext(dctx, network, addr)
+
+	sc, err := s.dialServer(ctx, s.user, s.db)
 	if err != nil {
-		s.log.Warn("bypass: cannot reach the server", "err", err)
-		return fatalf(codeConnectionFailure, "multigres: cannot connect to the database server")
+		return err
 	}
-	sc := &serverConn{conn: raw, r: newMsgReader(raw), w: newClientWriter(raw)}
-	defer raw.Close()
+	defer sc.conn.Close()
 	params := map[string]string{}
 	for k, v := range sm.Parameters {
 		params[k] = v
@@ -42,10 +71,9 @@ func (s *session) bypass(ctx context.Context, sm *pgproto3.StartupMessage) error
 	if err != nil {
 		return fatalf(codeProtocolViolation, "invalid startup packet")
 	}
-	if _, err := raw.Write(start); err != nil {
+	if _, err := sc.conn.Write(start); err != nil {
 		return fatalf(codeConnectionFailure, "multigres: cannot connect to the database server")
 	}
-	// Relay the authentication exchange until ReadyForQuery.
 	for {
 		if err := s.w.Flush(); err != nil {
 			return err
@@ -66,58 +94,307 @@ func (s *session) bypass(ctx context.Context, sm *pgproto3.StartupMessage) error
 			s.mu.Unlock()
 			s.srv.registerCancel(s)
 			s.writeClient(&pgproto3.BackendKeyData{ProcessID: s.key.pid, SecretKey: []byte(s.key.secret)})
-			continue
 		case 'E':
-			s.w.Write(msg)
+			_, _ = s.w.Write(msg)
 			_ = s.w.Flush()
+			s.srv.metrics.authFailure("bypass")
 			return errors.New("login refused by the server")
 		case 'R':
-			s.w.Write(msg)
 			if len(msg) < 9 {
 				return fatalf(codeProtocolViolation, "invalid authentication request from the server")
 			}
-			if code := binary.BigEndian.Uint32(msg[5:9]); code != 0 && code != 12 {
-				// An authentication request other than Ok/SASLFinal: the
-				// client answers with one message.
-				if err := s.w.Flush(); err != nil {
+			code := binary.BigEndian.Uint32(msg[5:9])
+			switch {
+			case code == authOk:
+				_, _ = s.w.Write(msg)
+			case ver != nil && code == authSASL:
+				if err := s.loginWithKey(sc, msg, *ver); err != nil {
 					return err
 				}
-				_, cm, err := s.r.next(maxStartupSize)
-				if err != nil {
-					return err
-				}
-				if _, err := raw.Write(cm); err != nil {
+			case ver != nil:
+				s.log.Error("PostgreSQL asks this bypass user for a method other than SCRAM; with a configured verifier the proxy speaks SCRAM only",
+					"auth_request", code)
+				return fatalf(codeInvalidAuthorization, "multigres: the database server asks for an authentication method the proxy cannot answer for %q", s.user).
+					withHint("use scram-sha-256 in pg_hba.conf for this user, or remove its verifier from the proxy's bypass verifiers")
+			default:
+				if err := s.relayAuth(sc, msg, code); err != nil {
 					return err
 				}
 			}
-			continue
 		case 'Z':
-			s.w.Write(msg)
+			_, _ = s.w.Write(msg)
 			if err := s.w.Flush(); err != nil {
 				return err
 			}
-			s.log.Info("bypass user connected")
-			return s.pipe(raw, sc)
+			s.log.Info("bypass user connected", "server_tls", sc.tls != nil, "terminated_scram", ver != nil)
+			return s.pipe(sc)
 		default:
-			s.w.Write(msg)
+			_, _ = s.w.Write(msg)
 		}
 	}
 }
 
+// relayAuth passes one authentication request to the client and, when the
+// request expects an answer, the client's answer to the server.
+func (s *session) relayAuth(sc *serverLeg, msg []byte, code uint32) error {
+	if code == authSASL {
+		var sasl pgproto3.AuthenticationSASL
+		if err := sasl.Decode(body(msg)); err != nil {
+			return fatalf(codeProtocolViolation, "invalid SASL request from the server")
+		}
+		// PLUS would bind to the proxy's certificate on the client leg and
+		// be checked against PostgreSQL's: it cannot work through a relay.
+		// libpq also refuses PLUS offered over a plaintext client leg.
+		sasl.AuthMechanisms = slices.DeleteFunc(sasl.AuthMechanisms, func(m string) bool { return m == scram.MechanismSHA256Plus })
+		s.writeClient(&sasl)
+	} else {
+		_, _ = s.w.Write(msg)
+	}
+	if code == authSASLFinal {
+		return nil
+	}
+	if err := s.w.Flush(); err != nil {
+		return err
+	}
+	typ, cm, err := s.r.next(maxStartupSize)
+	if err != nil {
+		return err
+	}
+	if code == authSASL && typ == 'p' && sc.tls != nil {
+		var init pgproto3.SASLInitialResponse
+		if err := init.Decode(body(cm)); err != nil {
+			return fatalf(codeProtocolViolation, "malformed SASL initial response")
+		}
+		if len(init.Data) > 0 && init.Data[0] == 'y' {
+			s.srv.metrics.authFailure("channel_binding")
+			return fatalf(codeInvalidAuthorization, "multigres: channel binding cannot pass through the proxy for superuser_bypass user %q while the database server connection uses TLS", s.user).
+				withHint("connect with channel_binding=disable (and sslmode=verify-full to check the proxy's certificate), " +
+					"or configure the user's SCRAM verifier in the proxy so that it authenticates you itself; see docs/tls.md")
+		}
+	}
+	if _, err := sc.conn.Write(cm); err != nil {
+		return fatalf(codeConnectionFailure, "multigres: the server closed the connection during login")
+	}
+	return nil
+}
+
+// loginWithKey answers PostgreSQL's SASL request with the ClientKey the
+// client's proof revealed, binding to PostgreSQL's certificate when the
+// server leg is TLS. sasl is the AuthenticationSASL message.
+func (s *session) loginWithKey(sc *serverLeg, sasl []byte, ver scram.Verifier) error {
+	var req pgproto3.AuthenticationSASL
+	if err := req.Decode(body(sasl)); err != nil {
+		return fatalf(codeProtocolViolation, "invalid SASL request from the server")
+	}
+	var opts scram.ClientOptions
+	if sc.tls != nil {
+		if peer := sc.tls.ConnectionState().PeerCertificates; len(peer) > 0 {
+			cb, err := scram.TLSServerEndPoint(peer[0])
+			if err != nil {
+				s.log.Warn("cannot bind to the database server's certificate", "err", err)
+			}
+			opts.ChannelBinding = cb
+		}
+	}
+	c, err := scram.ClientFromVerifier(ver, s.clientKey, opts)
+	if err != nil {
+		return s.keyLoginError(err)
+	}
+	mech, first, err := c.Start(req.AuthMechanisms)
+	if err != nil {
+		return s.keyLoginError(err)
+	}
+	if err := s.sendServer(sc, &pgproto3.SASLInitialResponse{AuthMechanism: mech, Data: first}); err != nil {
+		return err
+	}
+	data, err := s.serverSASL(sc, authSASLContinue)
+	if err != nil {
+		return err
+	}
+	final, err := c.Continue(data)
+	if err != nil {
+		return s.keyLoginError(err)
+	}
+	if err := s.sendServer(sc, &pgproto3.SASLResponse{Data: final}); err != nil {
+		return err
+	}
+	if data, err = s.serverSASL(sc, authSASLFinal); err != nil {
+		return err
+	}
+	if err := c.Finish(data); err != nil {
+		return s.keyLoginError(err)
+	}
+	return nil
+}
+
+func (s *session) sendServer(sc *serverLeg, msg pgproto3.FrontendMessage) error {
+	buf, err := msg.Encode(nil)
+	if err == nil {
+		_, err = sc.conn.Write(buf)
+	}
+	if err != nil {
+		return fatalf(codeConnectionFailure, "multigres: the server closed the connection during login")
+	}
+	return nil
+}
+
+// serverSASL reads the server's next SASL message, which must be the
+// authentication request want, and returns its data. An ErrorResponse is
+// passed on to the client.
+func (s *session) serverSASL(sc *serverLeg, want uint32) ([]byte, error) {
+	typ, msg, err := sc.r.next(maxStartupSize)
+	if err != nil {
+		return nil, fatalf(codeConnectionFailure, "multigres: the server closed the connection during login")
+	}
+	switch {
+	case typ == 'E':
+		_, _ = s.w.Write(msg)
+		_ = s.w.Flush()
+		s.srv.metrics.authFailure("bypass")
+		var e pgproto3.ErrorResponse
+		_ = e.Decode(body(msg))
+		s.log.Warn("PostgreSQL refused the login made with the recovered key", "sqlstate", e.Code, "err", e.Message)
+		return nil, errors.New("login refused by the server")
+	case typ != 'R' || len(msg) < 9 || binary.BigEndian.Uint32(msg[5:9]) != want:
+		return nil, fatalf(codeProtocolViolation, "unexpected message %q from the server during SCRAM", typ)
+	}
+	return append([]byte(nil), msg[9:]...), nil
+}
+
+// keyLoginError turns a failure of the key-based login into what the
+// client sees; the cause goes to the log only.
+func (s *session) keyLoginError(err error) error {
+	s.srv.metrics.authFailure("bypass")
+	switch {
+	case errors.Is(err, scram.ErrVerifierMismatch):
+		s.log.Error("the bypass user's configured SCRAM verifier is out of date (its password changed in PostgreSQL); update it", "err", err)
+		return fatalf(codeInvalidPassword, "password authentication failed for user %q", s.user)
+	case errors.Is(err, scram.ErrAuthFailed):
+		s.log.Error("the database server did not prove it knows the bypass user's verifier", "err", err)
+		return fatalf(codeConnectionFailure, "multigres: the database server failed SCRAM server authentication")
+	default:
+		s.log.Error("logging in to PostgreSQL for the bypass user failed", "err", err)
+		return fatalf(codeConnectionFailure, "multigres: cannot log in to the database server").withCause(err)
+	}
+}
+
+// serverLeg is a bypass client's own connection to PostgreSQL.
+type serverLeg struct {
+	conn net.Conn  // the TLS connection when tls is set
+	tls  *tls.Conn // nil for plaintext
+	r    *msgReader
+}
+
+// dialServer connects to PostgreSQL for user, negotiating TLS as
+// server_tls_sslmode says, with the same meaning as for the pool's
+// connections (libpq's): prefer falls back to plaintext when the server
+// declines TLS or the handshake fails; require, verify-ca and verify-full
+// never do. Unix sockets never use TLS.
+func (s *session) dialServer(ctx context.Context, user, db string) (*serverLeg, error) {
+	g := s.gen
+	cfg, err := g.dial.config(user, "", db, nil)
+	if err != nil {
+		s.log.Error("bypass: building the server connection settings", "err", err)
+		return nil, fatalf(codeConnectionFailure, "multigres: cannot connect to the database server")
+	}
+	plainFallback := false
+	for _, fb := range cfg.Fallbacks {
+		plainFallback = plainFallback || fb.TLSConfig == nil
+	}
+	dctx, cancel := context.WithTimeout(ctx, g.opts.ServerConnectTimeout)
+	defer cancel()
+	leg, err := s.dialLeg(dctx, cfg.TLSConfig)
+	if err != nil && cfg.TLSConfig != nil && plainFallback && dctx.Err() == nil {
+		s.log.Info("bypass: TLS to the server failed; server_tls_sslmode = prefer falls back to plaintext", "err", err)
+		leg, err = s.dialLeg(dctx, nil)
+	}
+	if err != nil {
+		s.log.Warn("bypass: cannot reach the server", "err", err)
+		var ce *clientError
+		if errors.As(err, &ce) {
+			return nil, err
+		}
+		return nil, fatalf(codeConnectionFailure, "multigres: cannot connect to the database server")
+	}
+	if dl, ok := dctx.Deadline(); ok {
+		// Bounds the login; pipe clears it.
+		_ = leg.conn.SetDeadline(dl.Add(30 * time.Second))
+	}
+	return leg, nil
+}
+
+// errTLSDeclined means the server answered the SSLRequest with 'N'.
+var errTLSDeclined = errors.New("the database server does not accept TLS")
+
+// dialLeg opens one connection, with TLS when tcfg is set.
+func (s *session) dialLeg(ctx context.Context, tcfg *tls.Config) (*serverLeg, error) {
+	g := s.gen
+	network, addr := "tcp", net.JoinHostPort(g.dial.host, strconv.Itoa(g.dial.port))
+	if strings.HasPrefix(g.dial.host, "/") {
+		network, addr = "unix", fmt.Sprintf("%s/.s.PGSQL.%d", g.dial.host, g.dial.port)
+	}
+	var nd net.Dialer
+	raw, err := nd.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("dialing %s: %w", addr, err)
+	}
+	if tcfg == nil {
+		return &serverLeg{conn: raw, r: newMsgReader(raw)}, nil
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = raw.SetDeadline(dl)
+	}
+	var req [8]byte
+	binary.BigEndian.PutUint32(req[0:4], 8)
+	binary.BigEndian.PutUint32(req[4:8], codeSSLRequest)
+	if _, err := raw.Write(req[:]); err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("sending SSLRequest: %w", err)
+	}
+	// Exactly one byte, unbuffered: anything the server sent after it
+	// would otherwise be taken as coming over TLS (CVE-2021-23222).
+	var answer [1]byte
+	if _, err := io.ReadFull(raw, answer[:]); err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("reading the answer to SSLRequest: %w", err)
+	}
+	switch answer[0] {
+	case 'S':
+	case 'N':
+		if mode := g.opts.ServerTLSMode; mode == "" || mode == "prefer" || mode == "allow" {
+			// Plaintext on the same connection, as libpq does.
+			return &serverLeg{conn: raw, r: newMsgReader(raw)}, nil
+		}
+		raw.Close()
+		return nil, fatalf(codeConnectionFailure, "multigres: the database server does not accept TLS (server_tls_sslmode = %s)", g.opts.ServerTLSMode).withCause(errTLSDeclined)
+	default:
+		raw.Close()
+		return nil, fmt.Errorf("unexpected answer %q to SSLRequest", answer[0])
+	}
+	tc := tls.Client(raw, tcfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("TLS handshake with the database server: %w", err)
+	}
+	return &serverLeg{conn: tc, tls: tc, r: newMsgReader(tc)}, nil
+}
+
 // pipe copies both ways until either side closes.
-func (s *session) pipe(server net.Conn, sc *serverConn) error {
+func (s *session) pipe(sc *serverLeg) error {
 	_ = s.conn.SetDeadline(time.Time{})
+	_ = sc.conn.SetDeadline(time.Time{})
+	client := s.clientConn()
 	errc := make(chan error, 2)
 	go func() {
-		_, err := io.Copy(server, s.r.r)
+		_, err := io.Copy(sc.conn, s.r.r)
 		errc <- err
 	}()
 	go func() {
-		_, err := io.Copy(s.conn, sc.r.r)
+		_, err := io.Copy(client, sc.r.r)
 		errc <- err
 	}()
 	err := <-errc
-	server.Close()
+	sc.conn.Close()
 	s.conn.Close()
 	<-errc
 	if errors.Is(err, net.ErrClosed) {

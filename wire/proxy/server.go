@@ -63,6 +63,15 @@ type Options struct {
 	// ClientTLS, when set, is asked for the current TLS settings at each
 	// handshake, so certificate reloads reach new connections.
 	ClientTLS ClientTLS
+	// ClientCertUserMap is client_tls_cert_user_map: CertUserMapNone (or
+	// ""), CertUserMapUsername or CertUserMapRole. Anything else refuses
+	// every login.
+	ClientCertUserMap string
+	// BypassVerifiers maps superuser_bypass users to their SCRAM verifier
+	// (pg_authid.rolpassword). With one, the proxy authenticates that user
+	// itself and logs in with the recovered key, so channel binding works on
+	// both TLS legs (docs/tls.md); without one, the login is relayed.
+	BypassVerifiers map[string]string
 }
 
 // generation is one immutable configuration with what is derived from it.

@@ -67,6 +67,7 @@ type session struct {
 	parseQ     []bool                     // per Parse in flight: true if the proxy added it
 	closeQ     []bool                     // per Close in flight: true if the proxy added it
 	clientKey  []byte                     // SCRAM ClientKey recovered from the client's proof
+	tls        *clientTLS                 // set by the client's TLS handshake; s.conn stays the raw socket
 	unflushed  bool                       // forward wrote to sc.w since the last flush
 	releaseDue bool                       // transaction ended while unflushed: release after the flush
 	id         uint64                     // shown by SHOW CLIENTS
@@ -134,6 +135,9 @@ func (s *session) serve(ctx context.Context) error {
 			}
 			s.log = s.log.With("user", s.user, "database", s.db, "bypass", true)
 			s.info.Store(&clientInfo{user: s.user, db: s.db, addr: s.conn.RemoteAddr().String(), since: time.Now()})
+			if err := s.checkCertUser(s.user); err != nil {
+				return err
+			}
 			return s.bypass(ctx, sm)
 		}
 	}
@@ -170,6 +174,9 @@ func (s *session) startup(ctx context.Context) (*pgproto3.StartupMessage, error)
 				return nil, err
 			}
 		case codeGSSENCRequest:
+			if s.tls != nil {
+				return nil, fatalf(codeProtocolViolation, "GSSENCRequest received on an encrypted connection")
+			}
 			if _, err := s.conn.Write([]byte{'N'}); err != nil {
 				return nil, err
 			}
@@ -316,8 +323,13 @@ func (s *session) connectError(err error) error {
 	return fatalf(codeConnectionFailure, "multigres: cannot connect to the database server").withCause(err)
 }
 
-// authenticate runs SCRAM-SHA-256 against the role's stored verifier.
+// authenticate checks the client certificate against the login when
+// client_tls_cert_user_map asks for it, then runs SCRAM-SHA-256(-PLUS)
+// against the role's stored verifier.
 func (s *session) authenticate(ctx context.Context, role string) error {
+	if err := s.checkCertUser(role); err != nil {
+		return err
+	}
 	v, err := s.srv.creds.Load().verifier(ctx, s.db, role)
 	if err != nil {
 		return s.connectError(err)
@@ -333,62 +345,7 @@ func (s *session) authenticate(ctx context.Context, role string) error {
 		return fatalf(codeInvalidPassword, "role %q has no SCRAM-SHA-256 password (%s)", role, err.Error()).
 			withHint("re-set the password with password_encryption = scram-sha-256")
 	}
-	authFail := func() error {
-		s.srv.metrics.authFailure("password")
-		return fatalf(codeInvalidPassword, "password authentication failed for user %q", s.user)
-	}
-	opts := scram.ServerOptions{ChannelBinding: s.channelBinding()}
-	s.writeClient(&pgproto3.AuthenticationSASL{AuthMechanisms: scram.Mechanisms(opts)})
-	if err := s.w.Flush(); err != nil {
-		return err
-	}
-	typ, msg, err := s.r.next(maxStartupSize)
-	if err != nil {
-		return err
-	}
-	if typ != 'p' {
-		return fatalf(codeProtocolViolation, "expected SASL response, got message type %q", typ)
-	}
-	var init pgproto3.SASLInitialResponse
-	if err := init.Decode(body(msg)); err != nil {
-		return fatalf(codeProtocolViolation, "malformed SASL initial response")
-	}
-	srv := scram.NewServer(ver, opts)
-	first, err := srv.Start(init.AuthMechanism, init.Data)
-	if err != nil {
-		if errors.Is(err, scram.ErrChannelBinding) {
-			return fatalf(codeInvalidAuthorization, "%s", err.Error())
-		}
-		return fatalf(codeProtocolViolation, "invalid SCRAM message: %s", err.Error())
-	}
-	s.writeClient(&pgproto3.AuthenticationSASLContinue{Data: first})
-	if err := s.w.Flush(); err != nil {
-		return err
-	}
-	typ, msg, err = s.r.next(maxStartupSize)
-	if err != nil {
-		return err
-	}
-	if typ != 'p' {
-		return fatalf(codeProtocolViolation, "expected SASL response, got message type %q", typ)
-	}
-	var resp pgproto3.SASLResponse
-	if err := resp.Decode(body(msg)); err != nil {
-		return fatalf(codeProtocolViolation, "malformed SASL response")
-	}
-	final, err := srv.Finish(resp.Data)
-	if err != nil {
-		if errors.Is(err, scram.ErrAuthFailed) {
-			return authFail()
-		}
-		if errors.Is(err, scram.ErrChannelBinding) {
-			return fatalf(codeInvalidAuthorization, "%s", err.Error())
-		}
-		return fatalf(codeProtocolViolation, "invalid SCRAM message: %s", err.Error())
-	}
-	s.clientKey = srv.ClientKey()
-	s.writeClient(&pgproto3.AuthenticationSASLFinal{Data: final})
-	return nil
+	return s.scramLogin(ver)
 }
 
 // applyContextSync resets sc if needed and applies the session's context,
