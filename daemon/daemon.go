@@ -4,8 +4,6 @@
 package daemon
 
 import (
-	"fmt"
-
 	"github.com/multigres/proxy/daemon/config"
 	"github.com/multigres/proxy/wire/proxy"
 )
@@ -14,7 +12,10 @@ import (
 // -ldflags "-X github.com/multigres/proxy/daemon.Version=...".
 var Version = "dev"
 
-// ProxyOptions translates a configuration into the proxy's options.
+// ProxyOptions translates a configuration into the proxy's options. The
+// admin console's commands (Admin), client TLS (ClientTLS) and the bypass
+// users' verifiers (BypassVerifiers) do not come from the file and are left
+// unset.
 func ProxyOptions(c *config.Config) proxy.Options {
 	mode := "disable"
 	if c.ServerTLSSSLMode != "" {
@@ -32,17 +33,8 @@ func ProxyOptions(c *config.Config) proxy.Options {
 		ReservePoolSize: c.ReservePoolSize, ReservePoolTimeout: c.ReservePoolTimeout, MaxClientConn: c.MaxClientConn,
 		QueryWaitTimeout: c.QueryWaitTimeout, ServerIdleTimeout: c.ServerIdleTimeout, ServerLifetime: c.ServerLifetime,
 		ClientIdleTimeout: c.ClientIdleTimeout, IdleTransactionTimeout: c.IdleTransactionTimeout,
+		MaxTenantConnections: c.MaxTenantConnections,
+		AdminUsers:           c.AdminUsers, Version: Version,
+		ClientCertUserMap: string(c.ClientTLSCertUserMap),
 	}
-}
-
-// checkOptions refuses a configuration the options cannot carry out. A
-// client_tls_sslmode other than disable without a TLS provider would make
-// the proxy answer every SSLRequest with "no" and accept plaintext, which is
-// the opposite of what the administrator asked for.
-func checkOptions(c *config.Config, o proxy.Options) error {
-	if c.ClientTLSSSLMode != "" && c.ClientTLSSSLMode != config.SSLDisable && o.ClientTLS == nil {
-		return fmt.Errorf("client_tls_sslmode = %s: this build cannot serve client TLS yet; set client_tls_sslmode = disable "+
-			"or put a TLS terminator in front", c.ClientTLSSSLMode)
-	}
-	return nil
 }

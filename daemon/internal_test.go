@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/multigres/proxy/daemon/config"
+	mtls "github.com/multigres/proxy/tls"
 	"github.com/multigres/proxy/wire/proxy"
 )
 
@@ -37,21 +39,25 @@ func tcpListener(t *testing.T) net.Listener {
 	return ln
 }
 
-func TestSelectListeners(t *testing.T) {
+func TestSelectSockets(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		names   []string // one listener per entry
 		extra   int      // descriptors passed that are not listeners
-		serve   []string // names of the listeners served
+		serve   []string // names of the listeners served by the proxy
+		metrics bool     // a metrics socket is served
 		wantErr string
 	}{
 		{name: "named", names: []string{"multigres", "multigres"}, serve: []string{"multigres", "multigres"}},
-		{name: "others closed", names: []string{"multigres", "metrics", "multigres"},
+		{name: "others closed", names: []string{"multigres", "other", "multigres"},
 			serve: []string{"multigres", "multigres"}},
 		{name: "default names", names: []string{"multigres.socket", "LISTEN_FD_4"},
 			serve: []string{"LISTEN_FD_4", "multigres.socket"}},
+		{name: "metrics", names: []string{"multigres", "metrics", "metrics"}, serve: []string{"multigres"}, metrics: true},
+		{name: "metrics with default names", names: []string{"metrics", "x.socket"}, serve: []string{"x.socket"},
+			metrics: true},
+		{name: "metrics only", names: []string{"metrics"}, wantErr: "no socket for the proxy"},
 		{name: "datagram socket", names: []string{"multigres"}, extra: 1, wantErr: "2 descriptors passed but 1"},
-		{name: "none", names: nil, wantErr: "no socket was passed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			byName := map[string][]net.Listener{}
@@ -61,7 +67,7 @@ func TestSelectListeners(t *testing.T) {
 				byName[n] = append(byName[n], ln)
 				all = append(all, ln)
 			}
-			lns, err := selectListeners(byName, len(tc.names)+tc.extra, discard())
+			s, err := selectSockets(byName, len(tc.names)+tc.extra, discard())
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
@@ -76,14 +82,23 @@ func TestSelectListeners(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if !s.activated {
+				t.Error("passed sockets not marked as activated")
+			}
 			var got []string
 			served := map[net.Listener]bool{}
-			for _, l := range lns {
+			for _, l := range s.proxy {
 				got = append(got, l.fdName)
 				served[l.Listener] = true
 			}
 			if !slices.Equal(got, tc.serve) {
-				t.Errorf("served %q, want %q", got, tc.serve)
+				t.Errorf("proxy serves %q, want %q", got, tc.serve)
+			}
+			if (s.metrics != nil) != tc.metrics {
+				t.Errorf("metrics socket %v, want one: %v", s.metrics, tc.metrics)
+			}
+			if s.metrics != nil {
+				served[s.metrics] = true
 			}
 			for _, ln := range all {
 				if open(ln) != served[ln] {
@@ -104,13 +119,13 @@ func open(ln net.Listener) bool {
 	return true
 }
 
-func TestInheritedListenersForAnotherProcess(t *testing.T) {
+func TestInheritedSocketsForAnotherProcess(t *testing.T) {
 	t.Setenv("LISTEN_FDS", "1")
 	t.Setenv("LISTEN_FDNAMES", "multigres")
 	t.Setenv("LISTEN_PID", strconv.Itoa(os.Getpid()+1))
-	lns, err := inheritedListeners(discard())
-	if err != nil || lns != nil {
-		t.Fatalf("got %v, %v; want no listeners and no error", lns, err)
+	s, err := inheritedSockets(discard())
+	if err != nil || s.activated || s.proxy != nil {
+		t.Fatalf("got %v, %v; want no sockets and no error", s, err)
 	}
 	for _, k := range []string{"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"} {
 		if v, set := os.LookupEnv(k); set {
@@ -574,3 +589,71 @@ func TestFileWatcher(t *testing.T) {
 }
 
 var _ io.Writer = (*syncBuffer)(nil)
+
+// TestProxyOptionsComplete catches a proxy option the daemon forgets to
+// fill: with every key set to a non-zero value, every option must be set.
+func TestProxyOptionsComplete(t *testing.T) {
+	cfg, err := config.Parse("/etc/multigres/multigres.conf", []byte(`
+server_password = a
+auth_password = b
+auth_dbname = mydb
+admin_users = ops
+min_pool_size = 1
+reserve_pool_size = 1
+client_idle_timeout = 1s
+idle_transaction_timeout = 1s
+max_tenant_connections = 3
+client_tls_sslmode = verify-full
+client_tls_cert_file = server.pem
+client_tls_key_file = server.key
+client_tls_ca_file = clients.pem
+client_tls_cert_user_map = cn-equals-username
+server_tls_sslmode = verify-full
+server_tls_ca_file = ca.pem
+server_tls_cert_file = c.pem
+server_tls_key_file = k.pem
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := reflect.ValueOf(ProxyOptions(cfg))
+	for i := range v.NumField() {
+		name := v.Type().Field(i).Name
+		switch name {
+		case "ClientTLS", "Admin", "BypassVerifiers": // not from the file
+			continue
+		}
+		if v.Field(i).IsZero() {
+			t.Errorf("ProxyOptions leaves %s unset", name)
+		}
+	}
+}
+
+// TestSameTLS: every client TLS setting counts, so a change of any one
+// builds a new provider.
+func TestSameTLS(t *testing.T) {
+	base := mtls.Settings{}
+	typ := reflect.TypeOf(base)
+	for i := range typ.NumField() {
+		changed := base
+		f := reflect.ValueOf(&changed).Elem().Field(i)
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString("x")
+		case reflect.Uint16, reflect.Uint32, reflect.Uint64:
+			f.SetUint(1)
+		case reflect.Int64:
+			f.SetInt(1)
+		case reflect.Slice:
+			f.Set(reflect.MakeSlice(f.Type(), 1, 1))
+		default:
+			t.Fatalf("field %s of kind %s: teach this test about it", typ.Field(i).Name, f.Kind())
+		}
+		if sameTLS(base, changed) {
+			t.Errorf("sameTLS ignores %s", typ.Field(i).Name)
+		}
+	}
+	if !sameTLS(mtls.Settings{Ciphers: []uint16{1}}, mtls.Settings{Ciphers: []uint16{1}}) {
+		t.Error("equal settings differ")
+	}
+}

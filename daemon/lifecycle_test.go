@@ -2,9 +2,13 @@ package daemon_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,7 +19,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/sys/unix"
+
+	"github.com/multigres/proxy/tls/tlstest"
 )
 
 func monotonicUsec(t *testing.T) int64 {
@@ -39,25 +46,25 @@ func refused(t *testing.T, network, addr string) {
 	}
 }
 
-// TestSocketActivation passes a TCP and a Unix socket named "multigres"
-// and a TCP socket with another name to the real binary the way systemd
-// does, and checks that it serves exactly the two named ones and opens
-// none of its own.
+// TestSocketActivation passes a TCP and a Unix socket named "multigres", a
+// socket named "metrics" and one with another name to the real binary the
+// way systemd does, and checks that it serves each as its name says and
+// opens none of its own.
 func TestSocketActivation(t *testing.T) {
 	e := prepare(t)
 	ctx := testCtx(t)
 	dir := t.TempDir()
-	port, other, own := freePort(t), freePort(t), freePort(t)
+	port, metricsPort, other, own := freePort(t), freePort(t), freePort(t), freePort(t)
 	sock := filepath.Join(dir, fmt.Sprintf(".s.PGSQL.%d", port))
 	conf := filepath.Join(dir, "multigres.conf")
 	writeFile(t, conf, confText(e, own, "log_format = json", "unix_socket_dir = "+dir))
 	n := newNotifySocket(t)
 
 	p := start(t, []string{n.env()}, "systemd-socket-activate",
-		"-l", fmt.Sprintf("127.0.0.1:%d", port), "-l", sock, "-l", fmt.Sprintf("127.0.0.1:%d", other),
-		"--fdname=multigres:multigres:metrics", "-E", "NOTIFY_SOCKET",
+		"-l", fmt.Sprintf("127.0.0.1:%d", port), "-l", sock, "-l", fmt.Sprintf("127.0.0.1:%d", metricsPort),
+		"-l", fmt.Sprintf("127.0.0.1:%d", other), "--fdname=multigres:multigres:metrics:other", "-E", "NOTIFY_SOCKET",
 		binPath, "serve", "-config", conf)
-	p.waitLine(" as 5.")
+	p.waitLine(" as 6.")
 	// systemd-socket-activate starts the service on the first connection,
 	// which the service then accepts from the passed socket.
 	c := connect(t, ctx, tenantDSN(port, "app_user.acme"))
@@ -69,14 +76,17 @@ func TestSocketActivation(t *testing.T) {
 	if rec["socket_activation"] != true {
 		t.Errorf("serving record %v: socket_activation not true", rec)
 	}
-	p.waitLog(0, "socket activation: not serving a socket with another name", func(r map[string]any) bool {
-		return r["fd_name"] == "metrics"
+	p.waitLog(0, "socket activation: not serving a passed socket", func(r map[string]any) bool {
+		return r["fd_name"] == "other"
 	})
 
 	uc := connect(t, ctx, fmt.Sprintf("host=%s port=%d user=app_user.acme password=%s dbname=%s sslmode=disable",
 		dir, port, "app_user_password", e.DB))
 	if got := contactCount(t, ctx, uc); got != 2 {
 		t.Fatalf("tenant acme sees %d contacts over the passed Unix socket, want 2", got)
+	}
+	if code, body := httpGet(t, metricsPort, "/readyz"); code != 200 {
+		t.Errorf("/readyz on the passed metrics socket: %d %s", code, body)
 	}
 	refused(t, "tcp", fmt.Sprintf("127.0.0.1:%d", other))
 	refused(t, "tcp", fmt.Sprintf("127.0.0.1:%d", own))
@@ -90,6 +100,22 @@ func TestSocketActivation(t *testing.T) {
 	if code := p.wait(); code != 0 {
 		t.Fatalf("exit code %d after SIGTERM, want 0", code)
 	}
+}
+
+// httpGet fetches path from the metrics server on port.
+func httpGet(t *testing.T, port int, path string) (int, string) {
+	t.Helper()
+	client := http.Client{Timeout: waitTimeout}
+	resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d%s", port, path))
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	return resp.StatusCode, string(body)
 }
 
 // TestNotifyLifecycle checks the sd_notify conversation: READY=1, watchdog
@@ -165,6 +191,8 @@ func TestReload(t *testing.T) {
 	port := freePort(t)
 	conf := filepath.Join(dir, "multigres.conf")
 	base := []string{"log_format = json", "log_level = info"}
+	metricsPort := freePort(t)
+	base = append(base, fmt.Sprintf("metrics_addr = 127.0.0.1:%d", metricsPort))
 	writeFile(t, conf, confText(e, port, base...))
 	n := newNotifySocket(t)
 	p := serve(t, conf, n.env())
@@ -206,7 +234,7 @@ func TestReload(t *testing.T) {
 	}
 
 	// Rename-save, also turning on debug logging.
-	threeVars := append([]string{"log_format = json", "log_level = debug"},
+	threeVars := append([]string{"log_format = json", "log_level = debug", base[2]},
 		"context_variables = app.current_tenant_id,app.region,app.team")
 	m = p.mark()
 	renameSave(t, conf, confText(e, port, threeVars...))
@@ -247,6 +275,13 @@ func TestReload(t *testing.T) {
 	}
 	p.waitLog(m, "configuration reload failed; the running configuration stays in force",
 		func(r map[string]any) bool { return r["trigger"] == "SIGHUP" })
+	_, body := httpGet(t, metricsPort, "/metrics")
+	for _, want := range []string{`multigres_config_reloads_total{result="success"} 2`,
+		`multigres_config_reloads_total{result="failure"} 2`, "multigres_config_last_reload_successful 0"} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 
 	// A setting that needs a restart is reported and not applied.
 	newPort := freePort(t)
@@ -344,10 +379,15 @@ func TestGracefulShutdown(t *testing.T) {
 	dir := t.TempDir()
 	port := freePort(t)
 	conf := filepath.Join(dir, "multigres.conf")
-	writeFile(t, conf, confText(e, port, "log_format = json", "shutdown_timeout = 5min"))
+	metricsPort := freePort(t)
+	writeFile(t, conf, confText(e, port, "log_format = json", "shutdown_timeout = 5min",
+		fmt.Sprintf("metrics_addr = 127.0.0.1:%d", metricsPort)))
 	n := newNotifySocket(t)
 	p := serve(t, conf, n.env())
 	n.expect("READY=1", nil, is("READY"))
+	if code, body := httpGet(t, metricsPort, "/readyz"); code != 200 {
+		t.Fatalf("/readyz before the shutdown: %d %s", code, body)
+	}
 
 	sleeper := connect(t, ctx, tenantDSN(port, "app_user.acme"))
 	tx := connect(t, ctx, tenantDSN(port, "app_user.acme"))
@@ -367,6 +407,9 @@ func TestGracefulShutdown(t *testing.T) {
 	p.signal(syscall.SIGTERM)
 	n.expect("STOPPING=1", nil, is("STOPPING"))
 	refused(t, "tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if code, body := httpGet(t, metricsPort, "/readyz"); code != 503 || !strings.Contains(body, "shutting down") {
+		t.Errorf("/readyz while draining: %d %s, want 503 shutting down", code, body)
+	}
 	if err := <-slept; err != nil {
 		t.Fatalf("the query running at SIGTERM failed: %v", err)
 	}
@@ -472,8 +515,12 @@ func TestPrivilegeDrop(t *testing.T) {
 	port := privilegedPort(t)
 	pw := filepath.Join(dir, "server_password")
 	writeFile(t, pw, "authenticator_password\n")
+	ca := tlstest.NewCA(t, "test CA")
+	cert, key := ca.Server(t, "127.0.0.1").Write(t, dir, "server")
+	caFile := ca.WriteCA(t, dir, "ca.crt")
 	conf := filepath.Join(dir, "multigres.conf")
 	writeFile(t, conf, confText(e, port, "log_format = json", "server_password = -", "server_password_file = "+pw,
+		"client_tls_sslmode = require", "client_tls_cert_file = "+cert, "client_tls_key_file = "+key,
 		"user = nobody", "group = nogroup", "allow_root = off", "unix_socket_dir = "+dir, "unix_socket_mode = 0660"))
 	p := serve(t, conf)
 	p.waitLog(0, "multigres serving", nil)
@@ -492,11 +539,67 @@ func TestPrivilegeDrop(t *testing.T) {
 	if st.Uid != 65534 || st.Gid != 65534 {
 		t.Errorf("the Unix socket belongs to %d:%d, want nobody:nogroup (65534:65534)", st.Uid, st.Gid)
 	}
-	c := connect(t, ctx, tenantDSN(port, "app_user.acme"))
+	// The configuration is in a directory only root may enter: the daemon
+	// says at once that reloads cannot work.
+	p.waitLog(0, "the service account cannot read the configuration file; reloads will fail until it can", nil)
+	// The key and password file were read as root; nobody cannot read them.
+	c := connect(t, ctx, tlsDSN(port, "app_user.acme", caFile))
 	if got := contactCount(t, ctx, c); got != 2 {
 		t.Fatalf("acme sees %d contacts, want 2", got)
 	}
 	c.Close(ctx)
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(); code != 0 {
+		t.Fatalf("exit code %d, want 0", code)
+	}
+}
+
+// tlsDSN connects over TLS, checking the proxy's certificate.
+func tlsDSN(port int, user, caFile string) string {
+	return strings.Replace(tenantDSN(port, user), "sslmode=disable", "sslmode=verify-full&sslrootcert="+url.QueryEscape(caFile), 1)
+}
+
+// TestClientTLS: client_tls_* reach the proxy, at start and on reload.
+func TestClientTLS(t *testing.T) {
+	e := prepare(t)
+	ctx := testCtx(t)
+	dir := t.TempDir()
+	port := freePort(t)
+	ca := tlstest.NewCA(t, "test CA")
+	cert, key := ca.Server(t, "127.0.0.1").Write(t, dir, "server")
+	caFile := ca.WriteCA(t, dir, "ca.crt")
+	conf := filepath.Join(dir, "multigres.conf")
+	withTLS := confText(e, port, "log_format = json", "client_tls_sslmode = require",
+		"client_tls_cert_file = "+cert, "client_tls_key_file = "+key)
+	writeFile(t, conf, withTLS)
+	n := newNotifySocket(t)
+	p := serve(t, conf, n.env())
+	n.expect("READY=1", nil, is("READY"))
+
+	c := connect(t, ctx, tlsDSN(port, "app_user.acme", caFile))
+	if _, ok := c.PgConn().Conn().(*tls.Conn); !ok {
+		t.Fatal("sslmode=verify-full connection is not TLS")
+	}
+	if got := contactCount(t, ctx, c); got != 2 {
+		t.Fatalf("acme sees %d contacts over TLS, want 2", got)
+	}
+	if plain, err := pgx.Connect(ctx, tenantDSN(port, "app_user.acme")); err == nil {
+		plain.Close(ctx)
+		t.Fatal("a plaintext client was served with client_tls_sslmode = require")
+	}
+
+	m := p.mark()
+	renameSave(t, conf, confText(e, port, "log_format = json"))
+	p.waitLog(m, "configuration reloaded; changes apply to new connections", nil)
+	plain := connect(t, ctx, tenantDSN(port, "app_user.acme"))
+	if got := contactCount(t, ctx, plain); got != 2 {
+		t.Fatalf("acme sees %d contacts in plaintext after TLS was turned off, want 2", got)
+	}
+	if got := contactCount(t, ctx, c); got != 2 {
+		t.Fatalf("the TLS session opened before the reload sees %d contacts, want 2", got)
+	}
+	c.Close(ctx)
+	plain.Close(ctx)
 	p.signal(syscall.SIGTERM)
 	if code := p.wait(); code != 0 {
 		t.Fatalf("exit code %d, want 0", code)
@@ -553,6 +656,71 @@ func TestReadyWithoutPostgres(t *testing.T) {
 		t.Errorf("READY=1 with STATUS=%q, want it to say PostgreSQL is not usable", ready["STATUS"])
 	}
 	p.waitLog(0, "PostgreSQL check failed; serving anyway, clients may get errors until it passes", nil)
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(); code != 0 {
+		t.Fatalf("exit code %d, want 0", code)
+	}
+}
+
+// TestAdminConsole drives the admin console's RELOAD and SHOW CONFIG,
+// which the daemon serves.
+func TestAdminConsole(t *testing.T) {
+	e := prepare(t)
+	ctx := testCtx(t)
+	dir := t.TempDir()
+	port := freePort(t)
+	conf := filepath.Join(dir, "multigres.conf")
+	writeFile(t, conf, confText(e, port, "log_format = json", "admin_users = postgres"))
+	n := newNotifySocket(t)
+	p := serve(t, conf, n.env())
+	n.expect("READY=1", nil, is("READY"))
+
+	admin, err := pgconn.Connect(ctx, fmt.Sprintf("postgres://postgres:%s@127.0.0.1:%d/multigres?sslmode=disable",
+		cluster.SuperPassword, port))
+	if err != nil {
+		t.Fatalf("connecting to the admin console: %v", err)
+	}
+	defer admin.Close(ctx)
+	showConfig := func() map[string]string {
+		t.Helper()
+		res, err := admin.Exec(ctx, "SHOW CONFIG").ReadAll()
+		if err != nil {
+			t.Fatalf("SHOW CONFIG: %v", err)
+		}
+		kv := map[string]string{}
+		for _, row := range res[0].Rows {
+			kv[string(row[0])] = string(row[1])
+		}
+		return kv
+	}
+	cfg := showConfig()
+	if cfg["listen_port"] != strconv.Itoa(port) || cfg["server_password"] != "REDACTED" || cfg["hash"] == "" {
+		t.Fatalf("SHOW CONFIG: %v", cfg)
+	}
+
+	// Edited through a hard link elsewhere, so only RELOAD notices.
+	link := filepath.Join(t.TempDir(), "link.conf")
+	must(t, os.Link(conf, link))
+	writeFile(t, link, confText(e, port, "log_format = json", "admin_users = postgres", "default_pool_size = 7"))
+	if _, err := admin.Exec(ctx, "RELOAD").ReadAll(); err != nil {
+		t.Fatalf("RELOAD: %v", err)
+	}
+	p.waitLog(0, "configuration reloaded; changes apply to new connections", func(r map[string]any) bool {
+		return r["trigger"] == "admin console"
+	})
+	if got := showConfig()["default_pool_size"]; got != "7" {
+		t.Fatalf("after RELOAD default_pool_size = %q, want 7", got)
+	}
+
+	writeFile(t, link, confText(e, port, "log_format = json", "admin_users = postgres", "default_pool_size = many"))
+	_, err = admin.Exec(ctx, "RELOAD").ReadAll()
+	if err == nil || !strings.Contains(err.Error(), "default_pool_size") {
+		t.Fatalf("RELOAD of a broken file: %v, want the problem reported", err)
+	}
+	if got := showConfig()["default_pool_size"]; got != "7" {
+		t.Fatalf("after a failed RELOAD default_pool_size = %q, want 7 still", got)
+	}
+	admin.Close(ctx)
 	p.signal(syscall.SIGTERM)
 	if code := p.wait(); code != 0 {
 		t.Fatalf("exit code %d, want 0", code)

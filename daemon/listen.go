@@ -19,8 +19,13 @@ import (
 
 // FDName is the FileDescriptorName= of the sockets the proxy serves when
 // systemd passes them. When no passed socket carries this name (systemd's
-// default name is the socket unit's), every passed socket is served.
+// default name is the socket unit's), every passed socket is served, except
+// one named MetricsFDName.
 const FDName = "multigres"
+
+// MetricsFDName is the FileDescriptorName= of a passed socket for the
+// metrics and health endpoints; it replaces metrics_addr.
+const MetricsFDName = "metrics"
 
 // listener is a socket the daemon serves.
 type listener struct {
@@ -34,26 +39,50 @@ type listener struct {
 
 func (l listener) String() string { return l.Addr().Network() + ":" + l.Addr().String() }
 
-// openListeners returns the sockets passed by systemd if there are any,
-// otherwise opens those the configuration names. activated reports the
-// former, in which case the configuration's listen settings are ignored.
-func openListeners(c *config.Config, log *slog.Logger) (lns []listener, activated bool, err error) {
-	lns, err = inheritedListeners(log)
-	if err != nil || lns != nil {
-		return lns, lns != nil, err
-	}
-	lns, err = listen(c)
-	return lns, false, err
+// sockets are the daemon's listening sockets.
+type sockets struct {
+	proxy     []listener
+	metrics   net.Listener // nil when metrics are off
+	activated bool         // passed by systemd: the listen_* keys are not used
 }
 
-// inheritedListeners takes the sockets systemd passed (LISTEN_FDS). It
-// returns nil when there are none for this process, and an error when a
+func (s sockets) close() {
+	closeListeners(s.proxy)
+	if s.metrics != nil {
+		s.metrics.Close()
+	}
+}
+
+// openSockets takes the sockets passed by systemd if there are any,
+// otherwise opens those the configuration names. metrics_addr is opened
+// unless systemd passed a metrics socket.
+func openSockets(c *config.Config, log *slog.Logger) (sockets, error) {
+	s, err := inheritedSockets(log)
+	if err != nil {
+		return s, err
+	}
+	if !s.activated {
+		if s.proxy, err = listen(c); err != nil {
+			return s, err
+		}
+	}
+	if s.metrics == nil && c.MetricsAddr != "" {
+		if s.metrics, err = net.Listen("tcp", c.MetricsAddr); err != nil {
+			s.close()
+			return sockets{}, fmt.Errorf("metrics_addr %s: %w", c.MetricsAddr, err)
+		}
+	}
+	return s, nil
+}
+
+// inheritedSockets takes the sockets systemd passed (LISTEN_FDS). It
+// returns none when there are none for this process, and an error when a
 // passed descriptor is not a listening stream socket: serving only part of
 // what the socket unit promises would hide the mistake.
-func inheritedListeners(log *slog.Logger) ([]listener, error) {
+func inheritedSockets(log *slog.Logger) (sockets, error) {
 	fds := os.Getenv("LISTEN_FDS")
 	if fds == "" {
-		return nil, nil
+		return sockets{}, nil
 	}
 	if pid := os.Getenv("LISTEN_PID"); pid != strconv.Itoa(os.Getpid()) {
 		// Meant for a parent that exec'd us without clearing it: the
@@ -62,26 +91,27 @@ func inheritedListeners(log *slog.Logger) ([]listener, error) {
 		for _, k := range []string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"} {
 			_ = os.Unsetenv(k)
 		}
-		return nil, nil
+		return sockets{}, nil
 	}
 	want, err := strconv.Atoi(fds)
 	if err != nil || want < 0 {
-		return nil, fmt.Errorf("socket activation: LISTEN_FDS=%q is not a count", fds)
+		return sockets{}, fmt.Errorf("socket activation: LISTEN_FDS=%q is not a count", fds)
 	}
 	if want == 0 {
 		activation.Files(true) // only clears the variables
-		return nil, nil
+		return sockets{}, nil
 	}
 	byName, err := activation.ListenersWithNames() // also unsets LISTEN_*
 	if err != nil {
-		return nil, fmt.Errorf("socket activation: %w", err)
+		return sockets{}, fmt.Errorf("socket activation: %w", err)
 	}
-	return selectListeners(byName, want, log)
+	return selectSockets(byName, want, log)
 }
 
-// selectListeners picks the listeners named FDName, or all of them when
-// none has that name, and closes the rest.
-func selectListeners(byName map[string][]net.Listener, want int, log *slog.Logger) ([]listener, error) {
+// selectSockets sorts passed listeners by name: the first named
+// MetricsFDName serves metrics; those named FDName, or all others when none
+// has that name, serve the proxy. The rest are closed.
+func selectSockets(byName map[string][]net.Listener, want int, log *slog.Logger) (sockets, error) {
 	names := make([]string, 0, len(byName))
 	got := 0
 	for name, ls := range byName {
@@ -89,35 +119,35 @@ func selectListeners(byName map[string][]net.Listener, want int, log *slog.Logge
 		got += len(ls)
 	}
 	slices.Sort(names)
-	closeAll := func() {
+	if got != want {
 		for _, ls := range byName {
 			for _, l := range ls {
 				l.Close()
 			}
 		}
-	}
-	if got != want {
-		closeAll()
-		return nil, fmt.Errorf("socket activation: %d descriptors passed but %d are listening stream sockets; "+
+		return sockets{}, fmt.Errorf("socket activation: %d descriptors passed but %d are listening stream sockets; "+
 			"use ListenStream= in the socket unit", want, got)
 	}
 	_, named := byName[FDName]
-	var lns []listener
+	s := sockets{activated: true}
 	for _, name := range names {
 		for _, l := range byName[name] {
-			if named && name != FDName {
-				log.Warn("socket activation: not serving a socket with another name", "fd_name", name,
-					"addr", l.Addr().String(), "serving", FDName)
+			switch {
+			case name == MetricsFDName && s.metrics == nil:
+				s.metrics = l
+			case name == MetricsFDName || named && name != FDName:
+				log.Warn("socket activation: not serving a passed socket", "fd_name", name, "addr", l.Addr().String())
 				l.Close()
-				continue
+			default:
+				s.proxy = append(s.proxy, listener{Listener: l, fdName: name})
 			}
-			lns = append(lns, listener{Listener: l, fdName: name})
 		}
 	}
-	if len(lns) == 0 {
-		return nil, errors.New("socket activation: LISTEN_FDS set but no socket was passed")
+	if len(s.proxy) == 0 {
+		s.close()
+		return sockets{}, fmt.Errorf("socket activation: no socket for the proxy was passed (name one %q)", FDName)
 	}
-	return lns, nil
+	return s, nil
 }
 
 // listen opens the TCP and Unix listeners the configuration asks for.

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,6 +19,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/multigres/proxy/daemon/config"
+	"github.com/multigres/proxy/metrics"
+	mtls "github.com/multigres/proxy/tls"
 	"github.com/multigres/proxy/wire/proxy"
 )
 
@@ -36,6 +40,8 @@ const (
 const (
 	triggerSignal = "SIGHUP"
 	triggerFile   = "file change"
+	triggerAdmin  = "admin console"
+	triggerStart  = "start-up check"
 )
 
 // service is one run of the daemon. Its fields are set up by run; the
@@ -47,7 +53,10 @@ type service struct {
 	notify  *notifier
 	started *config.Config // the configuration the process started with
 	srv     *proxy.Server
-	watch   *fileWatcher // nil when file watching is unavailable
+	watch   *fileWatcher    // nil when file watching is unavailable
+	reloads chan chan error // the admin console's RELOAD requests
+	done    chan struct{}   // closed when the daemon stops taking requests
+	tls     tlsState        // client TLS in use; run's goroutine only
 
 	mu        sync.Mutex
 	cfg       *config.Config // in force
@@ -56,6 +65,8 @@ type service struct {
 	pgChecked bool
 	pgErr     error // the last PostgreSQL check's failure
 	stopping  bool
+	reloadsOK uint64 // reloads applied, or confirmed unchanged on request
+	reloadsKO uint64 // reloads refused
 }
 
 // Run loads the configuration at path, serves until SIGTERM (graceful,
@@ -69,7 +80,8 @@ func Run(ctx context.Context, path string, stderr io.Writer) error {
 	}
 	out := newLogOutput(stderr, cfg.LogFormat, cfg.LogLevel, os.Getenv("JOURNAL_STREAM") != "")
 	log := out.logger()
-	d := &service{path: cfg.Path, out: out, log: log, notify: newNotifier(log), started: cfg, cfg: cfg}
+	d := &service{path: cfg.Path, out: out, log: log, notify: newNotifier(log), started: cfg, cfg: cfg,
+		reloads: make(chan chan error), done: make(chan struct{})}
 	if err := d.run(ctx); err != nil {
 		d.notify.status("failed: " + err.Error())
 		return err
@@ -84,16 +96,21 @@ func (d *service) run(ctx context.Context) error {
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
 
+	stopRequests := sync.OnceFunc(func() { close(d.done) })
+	defer stopRequests()
+
 	cfg := d.cfg
-	lns, activated, err := openListeners(cfg, d.log)
+	socks, err := openSockets(cfg, d.log)
 	if err != nil {
 		return err
 	}
-	defer closeListeners(lns) // any Serve did not get to register
-	opts := ProxyOptions(cfg)
-	if err := checkOptions(cfg, opts); err != nil {
+	defer socks.close() // what Serve did not get to close
+	lns, activated := socks.proxy, socks.activated
+	opts, tlsNow, err := d.proxyOptions(cfg)
+	if err != nil {
 		return err
 	}
+	d.tls = tlsNow
 	srv, err := proxy.New(opts, d.log)
 	if err != nil {
 		return fmt.Errorf("starting the proxy: %w", err)
@@ -111,15 +128,20 @@ func (d *service) run(ctx context.Context) error {
 			}
 		}()
 	}
-	var sockets []string
+	var unixSockets []string
 	for _, l := range lns {
 		if l.unixPath != "" {
-			sockets = append(sockets, l.unixPath)
+			unixSockets = append(unixSockets, l.unixPath)
 		}
 	}
-	if err := dropPrivileges(cfg, sockets, d.log); err != nil {
+	if err := dropPrivileges(cfg, unixSockets, d.log); err != nil {
 		srv.Close()
 		return err
+	}
+	if socks.metrics != nil {
+		// Closed last, so that scrapes and /readyz see the drain.
+		ms := metrics.Serve(socks.metrics, metrics.Handler(metricsSource{d}), d.log)
+		defer ms.Close()
 	}
 
 	bg, stopBackground := context.WithCancel(context.Background())
@@ -130,8 +152,6 @@ func (d *service) run(ctx context.Context) error {
 	} else {
 		d.watch = fw
 		fw.watch(d.watchPaths(cfg)...)
-		// Look once now: the file may have changed since it was loaded.
-		fw.changed <- struct{}{}
 		go fw.run(bg)
 	}
 	var changed <-chan struct{}
@@ -170,6 +190,11 @@ func (d *service) run(ctx context.Context) error {
 		go wd.run(bg)
 	}
 
+	// Look once the loop runs: the file may have changed between loading
+	// it and watching it, and reading it as the service account shows
+	// early whether reloads can work.
+	startCheck := make(chan struct{}, 1)
+	startCheck <- struct{}{}
 	var runErr error
 	immediate := false
 loop:
@@ -187,8 +212,12 @@ loop:
 				d.log.Info("SIGTERM: stopping")
 			}
 			break loop
+		case <-startCheck:
+			d.reload(triggerStart)
 		case <-changed:
 			d.reload(triggerFile)
+		case reply := <-d.reloads:
+			reply <- d.reload(triggerAdmin)
 		case <-ctx.Done():
 			d.log.Info("stopping", "reason", context.Cause(ctx))
 			break loop
@@ -206,6 +235,7 @@ loop:
 		serving.Wait()
 		close(listenersClosed)
 	}()
+	stopRequests()
 	d.stop(immediate, sigs, wd, listenersClosed)
 	stopBackground()
 	<-listenersClosed
@@ -268,11 +298,11 @@ func (d *service) stop(immediate bool, sigs <-chan os.Signal, wd *watchdog, list
 }
 
 // reload reads the configuration file again. A file that does not parse
-// or validate, or that the proxy rejects, is logged and leaves the running
-// configuration in force. A SIGHUP always reports RELOADING=1 and READY=1,
-// as Type=notify-reload expects; a file change does so only when the
-// contents changed.
-func (d *service) reload(trigger string) {
+// or validate, or that the proxy rejects, is logged, returned, and leaves
+// the running configuration in force. A SIGHUP always reports RELOADING=1
+// and READY=1, as Type=notify-reload expects; other triggers do so only
+// when the contents changed.
+func (d *service) reload(trigger string) error {
 	signalled := trigger == triggerSignal
 	if signalled {
 		d.notify.reloading()
@@ -295,6 +325,9 @@ func (d *service) reload(trigger string) {
 			d.mu.Lock()
 			hadErr := d.reloadErr != ""
 			d.reloadErr = ""
+			if trigger != triggerFile && trigger != triggerStart {
+				d.reloadsOK++
+			}
 			d.mu.Unlock()
 			switch {
 			case hadErr:
@@ -305,30 +338,110 @@ func (d *service) reload(trigger string) {
 				d.log.Debug("reload: configuration unchanged", "trigger", trigger)
 			}
 			done()
-			return
+			return nil
 		}
 		if !signalled {
 			d.notify.reloading()
 			signalled = true // owes READY=1 now
 		}
-		opts := ProxyOptions(cfg)
-		if err = checkOptions(cfg, opts); err == nil {
+		var opts proxy.Options
+		var tlsNext tlsState
+		if opts, tlsNext, err = d.proxyOptions(cfg); err == nil {
 			if err = d.srv.Update(opts); err != nil {
 				err = fmt.Errorf("the proxy rejected the configuration: %w", err)
 			}
 		}
 		if err == nil {
+			d.tls = tlsNext
 			d.apply(cfg, trigger, live, restart)
 			done()
-			return
+			return nil
 		}
+	}
+	if trigger == triggerStart && errors.Is(err, fs.ErrPermission) {
+		d.log.Warn("the service account cannot read the configuration file; reloads will fail until it can",
+			"config", d.path, "uid", os.Getuid(), "err", err)
+		return err
 	}
 	d.mu.Lock()
 	d.reloadErr = summarize(err)
+	d.reloadsKO++
 	d.mu.Unlock()
 	d.log.Error("configuration reload failed; the running configuration stays in force",
 		"trigger", trigger, "config", d.path, "problems", problems(err), "running_hash", old.Hash)
 	done()
+	return err
+}
+
+// proxyOptions is ProxyOptions with the daemon's own parts: the admin
+// console and client TLS.
+func (d *service) proxyOptions(cfg *config.Config) (proxy.Options, tlsState, error) {
+	o := ProxyOptions(cfg)
+	o.Admin = adminConsole{d}
+	ts, err := d.clientTLS(cfg)
+	if err != nil {
+		return o, ts, err
+	}
+	o.ClientTLS = ts.r
+	return o, ts, nil
+}
+
+// tlsState is the client TLS provider in use and the settings it was
+// built from.
+type tlsState struct {
+	settings mtls.Settings
+	r        *mtls.Reloader
+}
+
+// clientTLS returns the client TLS provider for cfg. The running one is
+// kept while the client_tls_* settings stay the same: it picks up rotated
+// certificate files by itself, and building a new one would read the key
+// again, which after a privilege drop may be readable by root only.
+func (d *service) clientTLS(cfg *config.Config) (tlsState, error) {
+	s := mtls.Settings{
+		Mode: string(cfg.ClientTLSSSLMode), CertFile: cfg.ClientTLSCertFile, KeyFile: cfg.ClientTLSKeyFile,
+		CAFile: cfg.ClientTLSCAFile, MinVersion: cfg.ClientTLSProtocols.Min, MaxVersion: cfg.ClientTLSProtocols.Max,
+		Ciphers: cfg.ClientTLSCiphers,
+	}
+	if cur := d.tls; cur.r != nil && sameTLS(cur.settings, s) {
+		return cur, nil
+	}
+	r, err := mtls.New(s, d.log)
+	if err != nil {
+		return tlsState{}, fmt.Errorf("client TLS: %w", err)
+	}
+	return tlsState{settings: s, r: r}, nil
+}
+
+func sameTLS(a, b mtls.Settings) bool {
+	return a.Mode == b.Mode && a.CertFile == b.CertFile && a.KeyFile == b.KeyFile && a.CAFile == b.CAFile &&
+		a.MinVersion == b.MinVersion && a.MaxVersion == b.MaxVersion && slices.Equal(a.Ciphers, b.Ciphers) &&
+		a.CheckInterval == b.CheckInterval
+}
+
+// adminConsole serves the admin console's RELOAD and SHOW CONFIG.
+type adminConsole struct{ d *service }
+
+// Reload reloads like SIGHUP, on the daemon's loop so that it never runs
+// alongside another reload, and reports why a bad file was not applied.
+func (a adminConsole) Reload() error {
+	reply := make(chan error, 1)
+	select {
+	case a.d.reloads <- reply:
+	case <-a.d.done:
+		return errors.New("multigres is shutting down")
+	}
+	return <-reply
+}
+
+// Config lists the configuration in force, passwords redacted.
+func (a adminConsole) Config() [][2]string {
+	attrs := a.d.config().LogValue().Group()
+	out := make([][2]string, len(attrs))
+	for i, at := range attrs {
+		out[i] = [2]string{at.Key, at.Value.String()}
+	}
+	return out
 }
 
 // apply makes cfg, already accepted by the proxy, the daemon's configuration.
@@ -339,6 +452,7 @@ func (d *service) apply(cfg *config.Config, trigger string, live, restart []stri
 	d.cfg = cfg
 	d.reloadErr = ""
 	d.restart = pending
+	d.reloadsOK++
 	d.mu.Unlock()
 	d.log.Info("configuration reloaded; changes apply to new connections", "trigger", trigger, "changed", live,
 		"hash", cfg.Hash)
@@ -365,21 +479,7 @@ func (d *service) watchPaths(cfg *config.Config) []string {
 // CONNECT is revoked) still proves PostgreSQL and the credentials work.
 func (d *service) checkPostgres(ctx context.Context) {
 	cfg := d.config()
-	db := cfg.AuthDBName
-	if db == "" {
-		db = pingDB
-	}
-	timeout := cfg.ServerConnectTimeout
-	if timeout <= 0 {
-		timeout = defaultPingTimeout
-	}
-	pctx, cancel := context.WithTimeout(ctx, timeout)
-	err := d.srv.Ping(pctx, db)
-	cancel()
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && (pgErr.Code == "42501" || pgErr.Code == "3D000") {
-		err = nil
-	}
+	db, err := d.pingPostgres(ctx)
 	d.mu.Lock()
 	first, wasDown := !d.pgChecked, d.pgErr != nil
 	d.pgChecked, d.pgErr = true, err
@@ -392,6 +492,28 @@ func (d *service) checkPostgres(ctx context.Context) {
 	case err == nil && (first || wasDown):
 		d.log.Info("PostgreSQL is reachable", "server", server, "user", cfg.ServerUser, "database", db)
 	}
+}
+
+// pingPostgres logs in to PostgreSQL as server_user, to auth_dbname or
+// pingDB, within server_connect_timeout.
+func (d *service) pingPostgres(ctx context.Context) (db string, err error) {
+	cfg := d.config()
+	db = cfg.AuthDBName
+	if db == "" {
+		db = pingDB
+	}
+	timeout := cfg.ServerConnectTimeout
+	if timeout <= 0 {
+		timeout = defaultPingTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err = d.srv.Ping(ctx, db)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "42501" || pgErr.Code == "3D000") {
+		err = nil
+	}
+	return db, err
 }
 
 // statusLoop refreshes STATUS= and repeats a failed PostgreSQL check.

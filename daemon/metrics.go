@@ -1,0 +1,43 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/multigres/proxy/metrics"
+	"github.com/multigres/proxy/wire/proxy"
+)
+
+// metricsSource is what /metrics and /readyz read from the running daemon.
+type metricsSource struct{ d *service }
+
+func (m metricsSource) Stats() proxy.Stats { return m.d.srv.Stats() }
+
+func (m metricsSource) Counters() proxy.Counters { return m.d.srv.Counters() }
+
+func (m metricsSource) Version() string { return Version }
+
+func (m metricsSource) Reloads() metrics.Reloads {
+	d := m.d
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return metrics.Reloads{Succeeded: d.reloadsOK, Failed: d.reloadsKO, LastFailed: d.reloadErr != "",
+		ConfigHash: d.cfg.Hash}
+}
+
+// Ready reports whether new clients can be served: the listeners are open
+// (not draining for shutdown) and PostgreSQL accepts server_user's login.
+func (m metricsSource) Ready(ctx context.Context) error {
+	d := m.d
+	d.mu.Lock()
+	stopping := d.stopping
+	d.mu.Unlock()
+	if stopping {
+		return errors.New("shutting down")
+	}
+	if db, err := d.pingPostgres(ctx); err != nil {
+		return fmt.Errorf("PostgreSQL check (login as server_user to %s): %w", db, err)
+	}
+	return nil
+}
