@@ -6,7 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/multigres/proxy/internal/demo"
 )
 
 // sessionState is what a server session carries that a tenant could plant
@@ -258,4 +260,40 @@ func TestSameTenantReuseKeepsSeal(t *testing.T) {
 	}
 	g.assertSelf("switch after same-tenant reuse")
 	second.assertSelf("switch back")
+}
+
+// TestIdleClientCannotPinABackend: in transaction mode an idle client holds
+// no server connection. After an error in an extended-protocol batch the
+// server skips everything up to the Sync, a simple Query included, so the
+// Query's ReadyForQuery never comes; a proxy that still waits for it keeps
+// the backend attached to an idle client, beyond idle_transaction_timeout,
+// and a handful of such clients starve every tenant.
+func TestIdleClientCannotPinABackend(t *testing.T) {
+	env := sample(t)
+	o := options(env, "transaction")
+	o.DefaultPoolSize = 1
+	o.QueryWaitTimeout = 3 * time.Second
+	srv, addr := startProxyServer(t, o)
+	_, fe := rawLogin(t, addr, "app_user.acme")
+	fe.Send(&pgproto3.Parse{Query: "SELECT no_such_column"})
+	fe.Send(&pgproto3.Query{String: "SELECT 1"})
+	fe.Send(&pgproto3.Sync{})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if _, errs := rawReply(t, fe); len(errs) != 1 || errs[0].Code != "42703" {
+		t.Fatalf("the batch answered %v", errs)
+	}
+	// acme is now idle between transactions; globex must get the backend.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn(addr, "app_user.globex", demo.TenantPassword, ""))
+	if pgCode(err) == "53300" {
+		hole(t, "an idle acme client keeps the only backend after Parse(error), Query, Sync (stats %+v): globex gets %v. "+
+			"The proxy counts a ReadyForQuery for the Query, which the server discarded while skipping to the Sync", srv.Stats(), err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
 }
