@@ -41,3 +41,16 @@ func (m metricsSource) Ready(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Connections gives /metrics the per-database and role breakdown.
+func (m metricsSource) Connections() (clients, servers []metrics.Group) {
+	c, s := m.d.srv.Connections()
+	conv := func(in []proxy.ConnGroup) []metrics.Group {
+		out := make([]metrics.Group, len(in))
+		for i, g := range in {
+			out[i] = metrics.Group{Database: g.Database, Role: g.Role, State: g.State, N: g.N}
+		}
+		return out
+	}
+	return conv(c), conv(s)
+}

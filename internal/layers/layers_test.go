@@ -14,6 +14,7 @@ var forbidden = map[string][]string{
 	"tls":       {"daemon", "cmd/", "wire/"},
 	"dbsetup":   {"daemon", "cmd/", "wire/proxy"},
 	"daemon":    {"cmd/"},
+	"metrics":   {"daemon", "cmd/"},
 	"internal/": {"cmd/", "daemon"},
 }
 

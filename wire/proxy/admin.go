@@ -410,3 +410,77 @@ func (s *Server) KillClient(id uint64) bool {
 	}
 	return false
 }
+
+// ConnGroup counts connections that share a database, role and state.
+type ConnGroup struct {
+	Database, Role, State string
+	N                     int
+}
+
+// Connections counts clients by database, role and state (login, idle,
+// waiting, active) and pooled server connections by database, role of the
+// context they carry, and state (active, idle). Tenant values are left out
+// so that the number of groups stays bounded by configuration.
+func (s *Server) Connections() (clients, servers []ConnGroup) {
+	type key struct{ db, role, state string }
+	cl := map[key]int{}
+	sv := map[key]int{}
+	s.mu.Lock()
+	sessions := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		sessions = append(sessions, sess)
+	}
+	pools := make([]*pool, 0, len(s.pools))
+	for _, p := range s.pools {
+		pools = append(pools, p)
+	}
+	s.mu.Unlock()
+	for _, sess := range sessions {
+		info := sess.info.Load()
+		if info == nil {
+			cl[key{state: "login"}]++
+			continue
+		}
+		role := info.role
+		if role == "" {
+			role = info.user // bypass and admin users: bounded by configuration
+		}
+		sess.mu.Lock()
+		state := "idle"
+		switch {
+		case sess.waiting.Load():
+			state = "waiting"
+		case sess.sc != nil:
+			state = "active"
+			sv[key{info.db, role, "active"}]++
+		}
+		sess.mu.Unlock()
+		cl[key{info.db, role, state}]++
+	}
+	for _, p := range pools {
+		p.mu.Lock()
+		for _, sc := range p.idle {
+			role, _, _ := strings.Cut(sc.ctxKey, "\x00")
+			sv[key{p.db, role, "idle"}]++
+		}
+		p.mu.Unlock()
+	}
+	flatten := func(m map[key]int) []ConnGroup {
+		out := make([]ConnGroup, 0, len(m))
+		for k, n := range m {
+			out = append(out, ConnGroup{Database: k.db, Role: k.role, State: k.state, N: n})
+		}
+		sort.Slice(out, func(i, j int) bool {
+			a, b := out[i], out[j]
+			if a.Database != b.Database {
+				return a.Database < b.Database
+			}
+			if a.Role != b.Role {
+				return a.Role < b.Role
+			}
+			return a.State < b.State
+		})
+		return out
+	}
+	return flatten(cl), flatten(sv)
+}

@@ -12,7 +12,7 @@ import (
 
 type fakeAdmin struct{ reloads int }
 
-func (f *fakeAdmin) Reload() error        { f.reloads++; return nil }
+func (f *fakeAdmin) Reload() error       { f.reloads++; return nil }
 func (f *fakeAdmin) Config() [][2]string { return [][2]string{{"pool_mode", "transaction"}} }
 
 func adminConn(t *testing.T, addr, password string) *pgx.Conn {

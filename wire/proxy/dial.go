@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -94,6 +95,10 @@ func (d *dialer) open(ctx context.Context, user, password, db string, params map
 		pc.Close(ctx)
 		return nil, fmt.Errorf("server sent %d unexpected bytes after login", n)
 	}
+	if err := checkLexerSettings(pc.ParameterStatus("standard_conforming_strings"), pc.ParameterStatus("client_encoding")); err != nil {
+		pc.Close(ctx)
+		return nil, err
+	}
 	hc, err := pc.Hijack()
 	if err != nil {
 		pc.Close(ctx)
@@ -149,4 +154,20 @@ func (d *dialer) cancel(ctx context.Context, pid uint32, secret []byte) error {
 
 func appendUint32(b []byte, v uint32) []byte {
 	return append(b, byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
+}
+
+// errLexerSettings means a server connection would read SQL differently from
+// the proxy's guard.
+var errLexerSettings = errors.New("server connection has settings that change how SQL is read")
+
+// checkLexerSettings refuses a server connection whose string or encoding
+// settings would let the guard and PostgreSQL split SQL text differently.
+func checkLexerSettings(scs, encoding string) error {
+	if scs != "on" {
+		return fmt.Errorf("%w: standard_conforming_strings = %q", errLexerSettings, scs)
+	}
+	if !safeClientEncodings[strings.ToLower(strings.ReplaceAll(encoding, "-", "_"))] {
+		return fmt.Errorf("%w: client_encoding = %q", errLexerSettings, encoding)
+	}
+	return nil
 }

@@ -88,6 +88,17 @@ func (s *session) forward(ctx context.Context, typ byte, total int, msg []byte, 
 		msg = s.refusedQuery(&sqlguard.Refusal{Kind: "function_call",
 			Message: "multigres: the FunctionCall protocol message is not allowed in a tenant session"})
 	}
+	if typ == 'Q' || typ == 'F' {
+		s.mu.Lock()
+		open := s.open
+		s.mu.Unlock()
+		if open {
+			// After an error PostgreSQL skips everything up to Sync, this
+			// message too, so how many ReadyForQuery messages follow cannot
+			// be known; no driver mixes the protocols this way.
+			return fatalf(codeProtocolViolation, "multigres: a simple Query or FunctionCall inside an unfinished extended-protocol batch (no Sync) is not supported")
+		}
+	}
 	// The counters must change while the session still holds sc: once they
 	// say work is in flight, the relay goroutine cannot release it.
 	var sc *serverConn
@@ -369,8 +380,10 @@ func (s *session) translate(sc *serverConn, typ byte, msg []byte) []byte {
 		if !ok {
 			return msg
 		}
-		out := s.ensurePrepared(sc, st)
-		return append(out, appendMsg(nil, 'B', portal, []byte{0}, []byte(st.serverName), []byte{0}, rest2)...)
+		// Built in the session's scratch buffer: no allocation per Bind on
+		// the hot path. forward writes it before the next message arrives.
+		s.scratch = appendMsg(append(s.scratch[:0], s.ensurePrepared(sc, st)...), 'B', portal, []byte{0}, []byte(st.serverName), []byte{0}, rest2)
+		return s.scratch
 	case 'D', 'C':
 		b := body(msg)
 		if len(b) < 2 || b[0] != 'S' {
@@ -399,8 +412,8 @@ func (s *session) translate(sc *serverConn, typ byte, msg []byte) []byte {
 			s.closeQ = append(s.closeQ, false)
 			return appendMsg(nil, 'C', []byte{'S'}, []byte("mg_unused_"), []byte{0})
 		}
-		out := s.ensurePrepared(sc, st)
-		return append(out, appendMsg(nil, 'D', []byte{'S'}, []byte(st.serverName), []byte{0})...)
+		s.scratch = appendMsg(append(s.scratch[:0], s.ensurePrepared(sc, st)...), 'D', []byte{'S'}, []byte(st.serverName), []byte{0})
+		return s.scratch
 	}
 	return msg
 }
@@ -412,7 +425,7 @@ func (s *session) ensurePrepared(sc *serverConn, st preparedStmt) []byte {
 	}
 	sc.prepared[st.serverName] = true
 	s.parseQ = append(s.parseQ, true)
-	return append([]byte(nil), st.parse...)
+	return st.parse
 }
 
 // readServer relays server output to the client until the connection is
@@ -464,6 +477,13 @@ func (s *session) readServer(sc *serverConn, done chan struct{}) {
 			return
 		}
 		switch typ {
+		case 'S':
+			if err := s.checkParameterStatus(msg); err != nil {
+				s.log.Error("closing the client: a server setting changed how SQL is read", "err", err)
+				s.fail(fatalf(codeInsufficientPriv, "multigres: a server setting changed how SQL is read; closing the connection"))
+				s.serverGone(sc, err)
+				return
+			}
 		case 'E':
 			msg = s.rewriteError(msg)
 		case '1', '3':
@@ -573,7 +593,11 @@ func (s *session) serverGone(sc *serverConn, err error) {
 		s.fail(fatalf(codeConnectionFailure, "multigres: the server connection was lost").
 			withHint("the database server closed the connection or restarted; reconnect"))
 	}
-	_ = s.conn.Close()
+	if !ending {
+		// Wake the session goroutine; when the session itself is ending it
+		// still has its goodbye to write.
+		_ = s.conn.Close()
+	}
 }
 
 // detachAll ends the attachment when the client leaves. A session-mode
@@ -601,4 +625,20 @@ func (s *session) detachAll() {
 	// Wake the relay goroutine: a past deadline makes its read return.
 	_ = sc.conn.SetReadDeadline(time.Unix(1, 0))
 	<-done
+}
+
+// checkParameterStatus ends the session if standard_conforming_strings or
+// client_encoding changes to a value the guard cannot read SQL under.
+func (s *session) checkParameterStatus(msg []byte) error {
+	var ps pgproto3.ParameterStatus
+	if ps.Decode(body(msg)) != nil {
+		return nil
+	}
+	switch ps.Name {
+	case "standard_conforming_strings":
+		return checkLexerSettings(ps.Value, "UTF8")
+	case "client_encoding":
+		return checkLexerSettings("on", ps.Value)
+	}
+	return nil
 }

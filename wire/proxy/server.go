@@ -208,7 +208,11 @@ func (s *Server) poolFor(g *generation, db string) *pool {
 	}
 	o := g.opts
 	open := func(ctx context.Context) (*serverConn, error) {
-		return g.dial.open(ctx, o.ServerUser, o.ServerPassword, db, map[string]string{"application_name": "multigres"})
+		// The guard reads SQL as PostgreSQL does only with these two
+		// settings; as startup parameters they outrank database and role
+		// defaults, and RESET and DISCARD ALL return to them.
+		return g.dial.open(ctx, o.ServerUser, o.ServerPassword, db, map[string]string{"application_name": "multigres",
+			"standard_conforming_strings": "on", "client_encoding": "UTF8"})
 	}
 	p := newPool(db, limitsOf(o), open, s.log.With("pool", db))
 	s.pools[db] = p

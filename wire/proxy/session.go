@@ -71,6 +71,8 @@ type session struct {
 	unflushed  bool                       // forward wrote to sc.w since the last flush
 	releaseDue bool                       // transaction ended while unflushed: release after the flush
 	id         uint64                     // shown by SHOW CLIENTS
+	scratch    []byte                     // reused for rewritten messages
+	waiting    atomic.Bool                // waiting for a server connection
 	info       atomic.Pointer[clientInfo] // set after login
 	tenantKey  string                     // role and values, for max_tenant_connections
 	slot       bool                       // holds a max_tenant_connections slot
@@ -103,6 +105,10 @@ func (s *session) run(ctx context.Context) {
 	err := s.serve(ctx)
 	attrs := []any{"duration", time.Since(start).Round(time.Millisecond)}
 	switch {
+	case s.user == "" && (err == nil || errors.Is(err, io.EOF)):
+		// Health checks and the watchdog connect and leave without a
+		// startup packet; one line each at info would drown the log.
+		s.log.Debug("connection closed before startup", attrs...)
 	case err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed):
 		s.log.Info("client disconnected", attrs...)
 	default:
@@ -447,7 +453,9 @@ func (s *session) acquire(ctx context.Context) (*serverConn, error) {
 		s.slot = true
 	}
 	start := time.Now()
+	s.waiting.Store(true)
 	sc, err := s.pool.acquire(ctx, s.ctxKey)
+	s.waiting.Store(false)
 	s.srv.metrics.poolWait(time.Since(start))
 	if err != nil {
 		s.releaseSlot()

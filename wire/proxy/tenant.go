@@ -84,7 +84,11 @@ func contextSQL(ctx seal.Context, key []byte, pid uint32, nonce int64, params ma
 		b.WriteString("SET ")
 		b.WriteString(quoteIdent(k))
 		b.WriteString(" = ")
-		b.WriteString(escapeLiteral(params[k]))
+		if k == "search_path" {
+			b.WriteString(searchPathSQL(params[k]))
+		} else {
+			b.WriteString(escapeLiteral(params[k]))
+		}
 		b.WriteByte(';')
 	}
 	for i, v := range ctx.Variables {
@@ -118,4 +122,50 @@ func paramsKey(params map[string]string) string {
 		b.WriteByte(0)
 	}
 	return b.String()
+}
+
+// searchPathSQL turns a search_path value such as `"$user", public` into a
+// list of quoted identifiers: as one literal it would name a single schema.
+// Unquoted names fold to lower case, as PostgreSQL folds them.
+func searchPathSQL(v string) string {
+	var names []string
+	var cur strings.Builder
+	quoted, wasQuoted := false, false
+	flush := func() {
+		name := cur.String()
+		if !wasQuoted {
+			name = strings.ToLower(strings.TrimSpace(name))
+		}
+		if name != "" || wasQuoted {
+			names = append(names, quoteIdent(name))
+		}
+		cur.Reset()
+		wasQuoted = false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case quoted && c == '"' && i+1 < len(v) && v[i+1] == '"':
+			cur.WriteByte('"')
+			i++
+		case c == '"':
+			quoted = !quoted
+			wasQuoted = true
+		case !quoted && c == ',':
+			flush()
+		case !quoted && (c == ' ' || c == '\t' || c == '\n') && !wasQuoted:
+			if cur.Len() > 0 {
+				cur.WriteByte(c)
+			}
+		case !quoted && wasQuoted:
+			// text after a closing quote: ignore, PostgreSQL would reject it
+		default:
+			cur.WriteByte(c)
+		}
+	}
+	flush()
+	if len(names) == 0 {
+		return "''"
+	}
+	return strings.Join(names, ", ")
 }

@@ -290,3 +290,39 @@ func TestCancelOnlyCancelsOwnQuery(t *testing.T) {
 		})
 	}
 }
+
+// TestStartupParametersFollowTheClient: allowed startup parameters apply on
+// every server connection the client gets, list values included.
+func TestStartupParametersFollowTheClient(t *testing.T) {
+	env := sample(t)
+	o := options(env)
+	o.DefaultPoolSize = 1
+	_, addr := startProxy(t, o)
+	ctx := context.Background()
+	cfg, err := pgx.ParseConfig(dsn(addr, "app_user.acme", demo.TenantPassword))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RuntimeParams["search_path"] = `"$user", public`
+	cfg.RuntimeParams["application_name"] = "it's mine"
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	other := connect(t, addr, "app_user.globex") // takes the only server connection in turn
+	for i := 0; i < 2; i++ {
+		var schemas []string
+		var app string
+		if err := c.QueryRow(ctx, "SELECT current_schemas(false), current_setting('application_name')").Scan(&schemas, &app); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(schemas, ",") != "public" || app != "it's mine" {
+			t.Fatalf("schemas %v application_name %q", schemas, app)
+		}
+		var app2 string
+		if err := other.QueryRow(ctx, "SELECT current_setting('application_name')").Scan(&app2); err != nil || app2 == "it's mine" {
+			t.Fatalf("globex sees application_name %q (%v): acme's parameter leaked", app2, err)
+		}
+	}
+}
