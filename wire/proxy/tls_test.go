@@ -93,7 +93,10 @@ func psqlConninfo(t *testing.T, conninfo, password, sql string) (string, error) 
 	if err != nil {
 		t.Fatalf("psql is needed for this test (apt-get install postgresql-client): %v", err)
 	}
-	cmd := exec.Command(bin, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql, conninfo)
+	// A bounded run: a hung handshake must fail the test, not stall the package.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql, conninfo)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "PGPASSWORD=" + password, "PGCONNECT_TIMEOUT=10"}
 	out, err := cmd.CombinedOutput()
 	return strings.TrimSpace(string(out)), err
@@ -184,7 +187,7 @@ const { Client } = require('pg');
   const c = new Client({
     host: process.env.H, port: Number(process.env.P), user: 'app_user.acme', password: process.env.PW, database: process.env.DB,
     ssl: { rejectUnauthorized: true, ca: fs.readFileSync(process.env.CA, 'utf8') },
-    enableChannelBinding: process.env.CB === '1',
+    enableChannelBinding: process.env.CB === '1', connectionTimeoutMillis: 20000,
   });
   await c.connect();
   const r = await c.query('SELECT name FROM contacts ORDER BY name');
@@ -195,7 +198,9 @@ const { Client } = require('pg');
 		t.Fatal(err)
 	}
 	run := func(t *testing.T, ca, cb string) (string, error) {
-		cmd := exec.Command(node, script)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, node, script)
 		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "NODE_PATH=" + modules, "H=" + host, "P=" + port,
 			"PW=" + demo.TenantPassword, "DB=" + demo.DB, "CA=" + ca, "CB=" + cb}
 		out, err := cmd.CombinedOutput()
