@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"sort"
 	"strconv"
 	"strings"
@@ -34,7 +33,7 @@ type clientInfo struct {
 // admin serves the console: the user must be in admin_users and is
 // authenticated by PostgreSQL itself, like a bypass user, after which the
 // server connection is closed and commands are answered by the proxy.
-func (s *session) admin(ctx context.Context, sm *pgproto3.StartupMessage) error {
+func (s *session) admin(ctx context.Context) error {
 	o := s.gen.opts
 	if !contains(o.AdminUsers, s.user) {
 		s.srv.metrics.authFailure("admin")
@@ -44,7 +43,7 @@ func (s *session) admin(ctx context.Context, sm *pgproto3.StartupMessage) error 
 	if authDB == "" {
 		authDB = "postgres"
 	}
-	if err := s.relayLogin(ctx, sm, authDB); err != nil {
+	if err := s.relayLogin(ctx, authDB); err != nil {
 		return err
 	}
 	s.info.Store(&clientInfo{user: s.user, db: AdminDB, addr: s.conn.RemoteAddr().String(), since: time.Now()})
@@ -88,36 +87,28 @@ func (s *session) admin(ctx context.Context, sm *pgproto3.StartupMessage) error 
 }
 
 // relayLogin relays the startup and authentication exchange with PostgreSQL
-// for the client's user, and closes that connection once PostgreSQL accepts
-// the password: the proxy never sees the password.
-func (s *session) relayLogin(ctx context.Context, sm *pgproto3.StartupMessage, db string) error {
-	g := s.gen
-	dctx, cancel := context.WithTimeout(ctx, g.opts.ServerConnectTimeout)
-	defer cancel()
-	network, addr := "tcp", net.JoinHostPort(g.dial.host, strconv.Itoa(g.dial.port))
-	if strings.HasPrefix(g.dial.host, "/") {
-		network, addr = "unix", fmt.Sprintf("%s/.s.PGSQL.%d", g.dial.host, g.dial.port)
-	}
-	var nd net.Dialer
-	raw, err := nd.DialContext(dctx, network, addr)
+// for the client's user (over the same server leg, TLS included, as the
+// bypass path), and closes that connection once PostgreSQL accepts the
+// password: the proxy never sees the password.
+func (s *session) relayLogin(ctx context.Context, db string) error {
+	sc, err := s.dialServer(ctx, s.user, db)
 	if err != nil {
-		return fatalf(codeConnectionFailure, "multigres: cannot connect to the database server to authenticate")
+		return err
 	}
-	defer raw.Close()
-	if dl, ok := dctx.Deadline(); ok {
-		_ = raw.SetDeadline(dl.Add(30 * time.Second))
-	}
+	defer sc.conn.Close()
 	start, err := (&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber,
 		Parameters: map[string]string{"user": s.user, "database": db, "application_name": "multigres admin login"}}).Encode(nil)
 	if err != nil {
 		return err
 	}
-	if _, err := raw.Write(start); err != nil {
+	if _, err := sc.conn.Write(start); err != nil {
 		return fatalf(codeConnectionFailure, "multigres: cannot connect to the database server to authenticate")
 	}
-	r := newMsgReader(raw)
 	for {
-		typ, msg, err := r.next(maxStartupSize)
+		if err := s.w.Flush(); err != nil {
+			return err
+		}
+		typ, msg, err := sc.r.next(maxStartupSize)
 		if err != nil {
 			return fatalf(codeConnectionFailure, "multigres: the database server closed the connection during authentication")
 		}
@@ -131,24 +122,13 @@ func (s *session) relayLogin(ctx context.Context, sm *pgproto3.StartupMessage, d
 			if len(msg) < 9 {
 				return fatalf(codeProtocolViolation, "invalid authentication request from the server")
 			}
-			switch code := binary.BigEndian.Uint32(msg[5:9]); code {
-			case 0: // AuthenticationOk: the password is right
+			code := binary.BigEndian.Uint32(msg[5:9])
+			if code == authOk {
 				s.writeClient(&pgproto3.AuthenticationOk{})
 				return nil
-			case 12: // SASLFinal
-				_, _ = s.w.Write(msg)
-			default:
-				_, _ = s.w.Write(msg)
-				if err := s.w.Flush(); err != nil {
-					return err
-				}
-				_, cm, err := s.r.next(maxStartupSize)
-				if err != nil {
-					return err
-				}
-				if _, err := raw.Write(cm); err != nil {
-					return err
-				}
+			}
+			if err := s.relayAuth(sc, msg, code); err != nil {
+				return err
 			}
 		}
 	}

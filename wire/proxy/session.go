@@ -132,7 +132,7 @@ func (s *session) serve(ctx context.Context) error {
 		return fatalf(codeInvalidAuthorization, "no PostgreSQL user name specified in startup packet")
 	}
 	if s.db == AdminDB {
-		return s.admin(ctx, sm)
+		return s.admin(ctx)
 	}
 	for _, b := range s.gen.opts.SuperuserBypass {
 		if s.user == b {
