@@ -13,9 +13,8 @@ import (
 var Version = "dev"
 
 // ProxyOptions translates a configuration into the proxy's options. The
-// admin console's commands (Admin), client TLS (ClientTLS) and the bypass
-// users' verifiers (BypassVerifiers) do not come from the file and are left
-// unset.
+// admin console's commands (Admin) and client TLS (ClientTLS) are objects of
+// the running daemon and are left unset here.
 func ProxyOptions(c *config.Config) proxy.Options {
 	mode := "disable"
 	if c.ServerTLSSSLMode != "" {
@@ -36,5 +35,17 @@ func ProxyOptions(c *config.Config) proxy.Options {
 		MaxTenantConnections: c.MaxTenantConnections,
 		AdminUsers:           c.AdminUsers, Version: Version,
 		ClientCertUserMap: string(c.ClientTLSCertUserMap),
+		BypassVerifiers:   bypassVerifiers(c),
 	}
+}
+
+func bypassVerifiers(c *config.Config) map[string]string {
+	if len(c.BypassVerifiers) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(c.BypassVerifiers))
+	for user, v := range c.BypassVerifiers {
+		out[user] = v.Reveal()
+	}
+	return out
 }

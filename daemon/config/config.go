@@ -9,9 +9,12 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -48,12 +51,16 @@ type Config struct {
 	AuthDBName       string        // auth_dbname: "" = the client's database
 
 	// Tenancy.
-	TenantRoles        []string       // tenant_roles
-	ContextVariables   []string       // context_variables, lower case, at least one
-	ValueSeparator     string         // value_separator: exactly one ASCII character
-	SuperuserBypass    []string       // superuser_bypass
-	TenantValuePattern *regexp.Regexp // tenant_value_pattern, anchored, never matches ""
-	AdminUsers         []string       // admin_users
+	TenantRoles      []string // tenant_roles
+	ContextVariables []string // context_variables, lower case, at least one
+	ValueSeparator   string   // value_separator: exactly one ASCII character
+	SuperuserBypass  []string // superuser_bypass
+	// SuperuserBypassAuthFile is superuser_bypass_auth_file; BypassVerifiers
+	// holds its contents: user name to SCRAM verifier.
+	SuperuserBypassAuthFile string
+	BypassVerifiers         map[string]Secret
+	TenantValuePattern      *regexp.Regexp // tenant_value_pattern, anchored, never matches ""
+	AdminUsers              []string       // admin_users
 
 	// Pooling. A zero timeout or limit means "off" unless noted.
 	PoolMode               PoolMode
@@ -267,6 +274,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	}
 	p.crossCheck(c)
 	p.readSecrets(c)
+	p.readBypassVerifiers(c)
 	if len(p.errs) > 0 {
 		p.errs.sort()
 		return nil, &p.errs
@@ -283,7 +291,12 @@ func (c *Config) Diff(old *Config) (live []string, restart []string) {
 		old = Default()
 	}
 	for _, d := range definitions() {
-		if d.get(c) == d.get(old) {
+		same := d.get(c) == d.get(old)
+		if d.name == "superuser_bypass_auth_file" {
+			// The file's contents count, as a password file's do.
+			same = same && maps.Equal(c.BypassVerifiers, old.BypassVerifiers)
+		}
+		if same {
 			continue
 		}
 		if d.restart {
@@ -358,6 +371,46 @@ func (p *parser) readSecrets(c *Config) {
 			continue
 		}
 		*s.value = secret
+	}
+}
+
+// readBypassVerifiers loads superuser_bypass_auth_file: lines of two
+// double-quoted fields, user and SCRAM verifier, as PgBouncer's auth_file.
+func (p *parser) readBypassVerifiers(c *Config) {
+	const key = "superuser_bypass_auth_file"
+	if c.SuperuserBypassAuthFile == "" {
+		return
+	}
+	report := func(why string) {
+		p.errs = append(p.errs, Problem{File: p.name, Line: p.lines[key], Key: key, Why: why})
+	}
+	data, err := readSecret(c.SuperuserBypassAuthFile)
+	if err != nil {
+		report(err.Error())
+		return
+	}
+	c.BypassVerifiers = map[string]Secret{}
+	for n, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, ";") || strings.HasPrefix(line, "#") {
+			continue
+		}
+		fields := strings.Fields(line)
+		if len(fields) != 2 || len(fields[0]) < 2 || len(fields[1]) < 2 || fields[0][0] != '"' || fields[1][0] != '"' ||
+			!strings.HasSuffix(fields[0], `"`) || !strings.HasSuffix(fields[1], `"`) {
+			report(fmt.Sprintf("line %d of %s is not \"user\" \"verifier\"", n+1, c.SuperuserBypassAuthFile))
+			continue
+		}
+		user, ver := fields[0][1:len(fields[0])-1], fields[1][1:len(fields[1])-1]
+		if !slices.Contains(c.SuperuserBypass, user) {
+			report(fmt.Sprintf("line %d of %s names %q, which is not in superuser_bypass", n+1, c.SuperuserBypassAuthFile, user))
+			continue
+		}
+		if !strings.HasPrefix(ver, "SCRAM-SHA-256$") {
+			report(fmt.Sprintf("line %d of %s: the verifier of %q is not SCRAM-SHA-256", n+1, c.SuperuserBypassAuthFile, user))
+			continue
+		}
+		c.BypassVerifiers[user] = Secret(ver)
 	}
 }
 

@@ -220,6 +220,15 @@ func definitions() []keyDef {
 			accessor: bindList(listOf(checkUserName), func(c *Config) *[]string { return &c.SuperuserBypass }),
 		},
 		keyDef{
+			name: "superuser_bypass_auth_file", def: "",
+			desc: "Optional file of SCRAM verifiers for superuser_bypass users, one per line in PgBouncer's userlist " +
+				"form: \"postgres\" \"SCRAM-SHA-256$4096:...\" (copy pg_authid.rolpassword). With a verifier the " +
+				"proxy authenticates that user itself and logs in to PostgreSQL with the key from the client's proof, " +
+				"which channel binding needs when both legs use TLS (docs/tls.md). Without one the login is relayed. " +
+				"The file must not be readable by other users.",
+			accessor: bindPath(func(c *Config) *string { return &c.SuperuserBypassAuthFile }),
+		},
+		keyDef{
 			name: "tenant_value_pattern", def: `^[A-Za-z0-9_\-@+=~]{1,63}$`,
 			desc: "Regular expression (Go RE2 syntax) every context value must match, checked before anything " +
 				"reaches PostgreSQL. It must be anchored with ^ and $ and must not match an empty value.",
