@@ -91,9 +91,12 @@ func (d *dialer) open(ctx context.Context, user, password, db string, params map
 	if err != nil {
 		return nil, err
 	}
-	if n := pc.Frontend().ReadBufferLen(); n != 0 {
+	// pgconn may still have a background read in flight (it starts one when
+	// a write is slow); it would swallow the first reply after the takeover.
+	// SyncConn drains it, pinging the server if needed.
+	if err := pc.SyncConn(ctx); err != nil {
 		pc.Close(ctx)
-		return nil, fmt.Errorf("server sent %d unexpected bytes after login", n)
+		return nil, fmt.Errorf("preparing the server connection for takeover: %w", err)
 	}
 	if err := checkLexerSettings(pc.ParameterStatus("standard_conforming_strings"), pc.ParameterStatus("client_encoding")); err != nil {
 		pc.Close(ctx)
