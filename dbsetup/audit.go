@@ -198,6 +198,8 @@ func (a *auditRun) objects(ctx context.Context) error {
 		{"table", "multigres.settings"},
 		{"table", "multigres.tenant_roles"},
 		{"sequence", "multigres.seal_nonce"},
+		{"sequence", "multigres.seal_cache_a"},
+		{"sequence", "multigres.seal_cache_b"},
 		{"function", "multigres.context(text)"},
 		{"function", "multigres.tenant_id()"},
 		{"function", "multigres.seal_key()"},
@@ -234,6 +236,11 @@ func (a *auditRun) objects(ctx context.Context) error {
 		{"multigres.settings", "TABLE", "INSERT,UPDATE,DELETE,TRUNCATE", "", "to_regclass", rel("has_table_privilege")},
 		{"multigres.tenant_roles", "TABLE", "INSERT,UPDATE,DELETE,TRUNCATE", "", "to_regclass", rel("has_table_privilege")},
 		{"multigres.seal_nonce", "SEQUENCE", "UPDATE", a.opts.ServerUser, "to_regclass", rel("has_sequence_privilege")},
+		// SELECT shows other backends' nonces, USAGE (nextval) moves currval; the
+		// cache sequences hold what multigres.context() verified.
+		{"multigres.seal_nonce", "SEQUENCE", "SELECT,USAGE", "", "to_regclass", rel("has_sequence_privilege")},
+		{"multigres.seal_cache_a", "SEQUENCE", "SELECT,USAGE,UPDATE", "", "to_regclass", rel("has_sequence_privilege")},
+		{"multigres.seal_cache_b", "SEQUENCE", "SELECT,USAGE,UPDATE", "", "to_regclass", rel("has_sequence_privilege")},
 		{"multigres.seal_key()", "FUNCTION", "EXECUTE", a.opts.AuthUser, "to_regprocedure", fun},
 		{"multigres.lookup_verifier(name)", "FUNCTION", "EXECUTE", a.opts.AuthUser, "to_regprocedure", fun},
 	}

@@ -157,6 +157,7 @@ type seal struct {
 	macNonce int64    // nonce in the MAC and the seal; 0 = the setval nonce
 	key      []byte   // nil = the real key
 	badMAC   bool     // flip one hex digit
+	suffix   string   // appended to the seal
 	noSeal   bool     // never set multigres.seal
 	noSetval bool     // skip setval (the nonce was never recorded)
 	after    []string // statements run after SET ROLE
@@ -176,6 +177,18 @@ func randNonce(t testing.TB) int64 {
 func (e *env) session(key []byte, s seal) *pgx.Conn {
 	e.t.Helper()
 	conn := e.as(e.opts.ServerUser, e.opts.ServerPassword)
+	e.assign(conn, key, s)
+	return conn
+}
+
+// assign gives conn a context as the proxy does when it hands a server
+// connection to a client: a fresh nonce, the variables, the seal, the role.
+// On a connection that already carries one it first returns to server_user.
+func (e *env) assign(conn *pgx.Conn, key []byte, s seal) {
+	e.t.Helper()
+	if _, err := conn.Exec(e.ctx, "RESET ROLE"); err != nil {
+		e.t.Fatalf("RESET ROLE: %v", err)
+	}
 	if s.role == "" {
 		s.role = e.app()
 	}
@@ -222,7 +235,7 @@ func (e *env) session(key []byte, s seal) *pgx.Conn {
 		if s.badMAC {
 			mac = flipHex(mac)
 		}
-		stmts = append(stmts, "SET multigres.seal = "+quoteLit(strconv.FormatInt(s.macNonce, 10)+":"+strings.Join(vars, ",")+":"+mac))
+		stmts = append(stmts, "SET multigres.seal = "+quoteLit(strconv.FormatInt(s.macNonce, 10)+":"+strings.Join(vars, ",")+":"+mac+s.suffix))
 	}
 	stmts = append(stmts, "SET ROLE "+s.role)
 	stmts = append(stmts, s.after...)
@@ -231,7 +244,6 @@ func (e *env) session(key []byte, s seal) *pgx.Conn {
 			e.t.Fatalf("%s: %v", st, err)
 		}
 	}
-	return conn
 }
 
 func flipHex(s string) string {

@@ -63,52 +63,119 @@ FROM multigres.secret AS s, generate_series(0, 31) AS i
 $fn$`
 
 // The nonce sequence is UNLOGGED (PostgreSQL 15+) because setval on it runs
-// once per proxied session and need not survive a crash.
+// once per context assignment and need not survive a crash.
 const createNonceSQL = `CREATE {{UNLOGGED}} SEQUENCE IF NOT EXISTS multigres.seal_nonce`
 
-// createContextSQL is multigres.context() from docs/design.md. It is
-// plpgsql rather than SQL because PostgreSQL inlines or re-plans a SQL
-// function on every call, while plpgsql keeps its expression plans for the
-// session. Checks run cheapest first: a session without a seal, or asking
-// for a variable the seal does not list, gets NULL before currval(), which
-// raises 55000 when setval() never ran in the session. (A seal GUC set
-// without the proxy's setval therefore errors rather than returning NULL;
-// either way no tenant row is visible.) A NULL value for a listed variable
-// makes the message NULL, so the MAC comparison fails instead of raising.
-// The nonce is compared as text against currval's canonical decimal form, so
-// no cast of untrusted text can fail.
-const createContextSQL = `CREATE OR REPLACE FUNCTION multigres.context(name text) RETURNS text
+// The two cache sequences hold, as currval in each backend, the 128-bit
+// fingerprint of the context multigres.context() last verified there (see
+// createContextSQL). The full int8 range lets each hold 8 bytes of a sha256
+// digest as they are. Only their owner may read or set them.
+const (
+	createCacheASQL = `CREATE {{UNLOGGED}} SEQUENCE IF NOT EXISTS multigres.seal_cache_a MINVALUE -9223372036854775808`
+	createCacheBSQL = `CREATE {{UNLOGGED}} SEQUENCE IF NOT EXISTS multigres.seal_cache_b MINVALUE -9223372036854775808`
+)
+
+// fingerprintSQL hashes the context a verified seal vouches for: the nonce
+// the proxy stored, the role, the seal and the values of the configured
+// variables, as a text array's text form, whose quoting makes it unambiguous
+// (and a NULL differ from any string). Used in createContextSQL, where "seal"
+// is the seal GUC.
+const fingerprintSQL = `pg_catalog.sha256(pg_catalog.convert_to(ARRAY[
+        pg_catalog.currval('multigres.seal_nonce'::pg_catalog.regclass)::pg_catalog.text,
+        pg_catalog.current_setting('role'), seal, {{VAR_VALUES}}]::pg_catalog.text, 'UTF8'))`
+
+// createContextSQL is multigres.context() from docs/design.md ("The context
+// seal"). Policies call it once per query (in an InitPlan), so its cost is
+// paid per query, and most of it is fixed per-transaction setup: plpgsql
+// prepares each expression it evaluates once per transaction, paying for
+// every function and operator in it. Hence:
+//
+//   - plpgsql, whose plans live for the session; a SQL function with this
+//     body would be planned on every call.
+//   - No SET search_path (saving and restoring it costs about as much as the
+//     whole cache check); instead every function, operator and type is
+//     schema-qualified, which is equally immune to the caller's search_path.
+//     OPERATOR() binds like any operator, left to right: hence parentheses.
+//   - A verified-seal cache. A full check (nonce = currval(seal_nonce), then
+//     the HMAC) that succeeds for a seal listing exactly the configured
+//     variables stores a fingerprint, sha256 of fingerprintSQL, as currval of
+//     seal_cache_a and seal_cache_b (setval; only their owner may set or read
+//     them), and the seal in the GUC multigres.seal_verified. Later calls
+//     whose seal still equals that GUC recompute the fingerprint and compare:
+//     one sha256 and three currval. The fingerprint covers the nonce, so the
+//     proxy's next setval invalidates it; it covers role, seal and values, so
+//     any change misses and falls to the full check (a 128-bit second
+//     preimage would be needed to fool it). The GUC is only a hint that the
+//     cache sequences were set in this session (currval raises otherwise): a
+//     tenant who sets it makes the call fail with an error, one who resets it
+//     makes it slower. The nonce is never overwritten, so a miss for any
+//     reason (a new accessor version, a changed variable list) costs one full
+//     check. Caching is skipped in read-only transactions (and so on
+//     standbys), where setval is refused.
+//
+// The full check runs the cheapest tests first: a session without a seal, or
+// asking for a variable the seal does not list, gets NULL before currval(),
+// which raises 55000 when setval() never ran in the session (a forged seal,
+// or DISCARD SEQUENCES; either way no tenant row is visible; catching it
+// would cost a subtransaction per call). A NULL value for a listed variable
+// makes the MAC NULL, and only an equal MAC succeeds.
+const createContextSQL = `CREATE OR REPLACE FUNCTION multigres.context(name pg_catalog.text) RETURNS pg_catalog.text
 LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-  seal text := current_setting('multigres.seal', true);
-  nonce text := split_part(seal, ':', 1);
-  vars text := split_part(seal, ':', 2);
-  msg text;
-  v text;
-  k_ipad bytea;
-  k_opad bytea;
+  seal pg_catalog.text := pg_catalog.current_setting('multigres.seal', true);
+  vars pg_catalog.text;
+  nonce pg_catalog.int8;
+  msg pg_catalog.text;
+  v pg_catalog.text;
+  h pg_catalog.bytea;
+  k_ipad pg_catalog.bytea;
+  k_opad pg_catalog.bytea;
 BEGIN
-  -- A name with a comma could match a run of listed names.
-  IF nonce IS NULL OR nonce = '' OR name IS NULL OR name = '' OR strpos(name, ',') > 0
-     OR strpos(',' || vars || ',', ',' || name || ',') = 0 THEN
+  IF name OPERATOR(pg_catalog.=) ANY ({{VAR_ARRAY}})
+     AND seal OPERATOR(pg_catalog.=) pg_catalog.current_setting('multigres.seal_verified', true) THEN
+    IF (pg_catalog.int8send(pg_catalog.currval('multigres.seal_cache_a'::pg_catalog.regclass))
+        OPERATOR(pg_catalog.||) pg_catalog.int8send(pg_catalog.currval('multigres.seal_cache_b'::pg_catalog.regclass)))
+       OPERATOR(pg_catalog.=) pg_catalog.substr(` + fingerprintSQL + `, 1, 16) THEN
+      RETURN pg_catalog.current_setting(name, true);
+    END IF;
+  END IF;
+
+  -- The full check. A name with a comma could match a run of listed names.
+  vars := pg_catalog.split_part(seal, ':', 2);
+  IF seal IS NULL OR name IS NULL OR name OPERATOR(pg_catalog.=) '' OR pg_catalog.strpos(name, ',') OPERATOR(pg_catalog.>) 0
+     OR pg_catalog.strpos(',' OPERATOR(pg_catalog.||) vars OPERATOR(pg_catalog.||) ',',
+                          ',' OPERATOR(pg_catalog.||) name OPERATOR(pg_catalog.||) ',') OPERATOR(pg_catalog.=) 0 THEN
     RETURN NULL;
   END IF;
-  IF nonce <> currval('multigres.seal_nonce'::regclass)::text THEN
+  -- Compared as text with currval's canonical decimal form, so no cast of
+  -- untrusted text can fail.
+  nonce := pg_catalog.currval('multigres.seal_nonce'::pg_catalog.regclass);
+  IF pg_catalog.split_part(seal, ':', 1) OPERATOR(pg_catalog.<>) nonce::pg_catalog.text THEN
     RETURN NULL;
   END IF;
-  msg := 'v1' || E'\n' || current_setting('role') || E'\n' || pg_backend_pid() || E'\n' || nonce || E'\n';
-  IF strpos(vars, ',') = 0 THEN
-    msg := msg || vars || '=' || current_setting(vars, true) || E'\n';
-  ELSE
-    FOREACH v IN ARRAY string_to_array(vars, ',') LOOP
-      msg := msg || v || '=' || current_setting(v, true) || E'\n';
-    END LOOP;
-  END IF;
+  msg := 'v1' OPERATOR(pg_catalog.||) E'\n' OPERATOR(pg_catalog.||) pg_catalog.current_setting('role')
+         OPERATOR(pg_catalog.||) E'\n' OPERATOR(pg_catalog.||) pg_catalog.pg_backend_pid()::pg_catalog.text
+         OPERATOR(pg_catalog.||) E'\n' OPERATOR(pg_catalog.||) nonce::pg_catalog.text OPERATOR(pg_catalog.||) E'\n';
+  FOREACH v IN ARRAY pg_catalog.string_to_array(vars, ',') LOOP
+    msg := msg OPERATOR(pg_catalog.||) v OPERATOR(pg_catalog.||) '=' OPERATOR(pg_catalog.||) pg_catalog.current_setting(v, true)
+           OPERATOR(pg_catalog.||) E'\n';
+  END LOOP;
   SELECT s.ipad, s.opad INTO k_ipad, k_opad FROM multigres.secret AS s;
-  IF encode(sha256(k_opad || sha256(k_ipad || convert_to(msg, 'UTF8'))), 'hex') = split_part(seal, ':', 3) THEN
-    RETURN current_setting(name, true);
+  -- The whole seal is rebuilt and compared, so nothing may follow the MAC.
+  IF seal OPERATOR(pg_catalog.=) (nonce::pg_catalog.text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) vars
+       OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) pg_catalog.encode(pg_catalog.sha256(k_opad OPERATOR(pg_catalog.||)
+       pg_catalog.sha256(k_ipad OPERATOR(pg_catalog.||) pg_catalog.convert_to(msg, 'UTF8'))), 'hex')) THEN
+    IF vars OPERATOR(pg_catalog.=) {{VAR_LIST}}
+       AND pg_catalog.current_setting('transaction_read_only') OPERATOR(pg_catalog.=) 'off' THEN
+      h := ` + fingerprintSQL + `;
+      PERFORM pg_catalog.setval('multigres.seal_cache_a'::pg_catalog.regclass,
+        ('x' OPERATOR(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(h, 1, 8), 'hex'))::pg_catalog.bit(64)::pg_catalog.int8, true);
+      PERFORM pg_catalog.setval('multigres.seal_cache_b'::pg_catalog.regclass,
+        ('x' OPERATOR(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(h, 9, 8), 'hex'))::pg_catalog.bit(64)::pg_catalog.int8, true);
+      PERFORM pg_catalog.set_config('multigres.seal_verified', seal, false);
+    END IF;
+    RETURN pg_catalog.current_setting(name, true);
   END IF;
   RETURN NULL;
 END
@@ -269,6 +336,9 @@ func templateValues(o Options, serverVersion int) *strings.Replacer {
 		"{{FIRST_VAR}}", quoteLiteral(o.ContextVariables[0]),
 		"{{SERVER_USER}}", quoteLiteral(o.ServerUser),
 		"{{UNLOGGED}}", unlogged,
+		"{{VAR_ARRAY}}", qualifiedTextArray(o.ContextVariables),
+		"{{VAR_LIST}}", quoteLiteral(strings.Join(o.ContextVariables, ",")),
+		"{{VAR_VALUES}}", currentSettings(o.ContextVariables),
 	)
 }
 
@@ -290,4 +360,18 @@ func quoteTextArray(items []string) string {
 		q[i] = quoteLiteral(s)
 	}
 	return "ARRAY[" + strings.Join(q, ", ") + "]::text[]"
+}
+
+// qualifiedTextArray is quoteTextArray for functions without a search_path.
+func qualifiedTextArray(items []string) string {
+	return strings.TrimSuffix(quoteTextArray(items), "::text[]") + "::pg_catalog.text[]"
+}
+
+// currentSettings lists pg_catalog.current_setting(v, true) for each v.
+func currentSettings(vars []string) string {
+	q := make([]string, len(vars))
+	for i, v := range vars {
+		q[i] = "pg_catalog.current_setting(" + quoteLiteral(v) + ", true)"
+	}
+	return strings.Join(q, ", ")
 }

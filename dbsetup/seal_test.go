@@ -30,6 +30,17 @@ func TestContextSQLMatchesReference(t *testing.T) {
 	for i := range key {
 		key[i] = byte(0xa0 + i)
 	}
+	e.setKey(key)
+	conn := e.session(key, seal{values: []string{"ünïcode ✓", "o'brien"}})
+	if got := queryString(t, e.ctx, conn, "SELECT multigres.context($1)", tenantVar); got == nil || *got != "ünïcode ✓" {
+		t.Fatalf("context = %v", deref(got))
+	}
+}
+
+// setKey stores a 32-byte HMAC key as multigres.secret holds it, pre-XORed
+// with the HMAC pads, and checks that seal_key() returns it.
+func (e *env) setKey(key []byte) {
+	e.t.Helper()
 	pad := func(x byte) []byte {
 		p := make([]byte, 64)
 		for i := range p {
@@ -43,11 +54,7 @@ func TestContextSQLMatchesReference(t *testing.T) {
 	}
 	e.exec("UPDATE multigres.secret SET ipad = $1, opad = $2", pad(0x36), pad(0x5c))
 	if got := e.sealKey(); string(got) != string(key) {
-		t.Fatalf("seal_key() = %x, want %x", got, key)
-	}
-	conn := e.session(key, seal{values: []string{"ünïcode ✓", "o'brien"}})
-	if got := queryString(t, e.ctx, conn, "SELECT multigres.context($1)", tenantVar); got == nil || *got != "ünïcode ✓" {
-		t.Fatalf("context = %v", deref(got))
+		e.t.Fatalf("seal_key() = %x, want %x", got, key)
 	}
 }
 
@@ -81,6 +88,7 @@ func TestContextSeal(t *testing.T) {
 		{name: "changed other value", seal: seal{values: honest, after: []string{"SET " + userVar + " = 'user-2'"}}, ask: tenantVar},
 		{name: "missing seal", seal: seal{values: honest, noSeal: true}, ask: tenantVar},
 		{name: "reset seal", seal: seal{values: honest, after: []string{"RESET multigres.seal"}}, ask: tenantVar},
+		{name: "text after the mac", seal: seal{values: honest, suffix: ":x"}, ask: tenantVar},
 		{name: "garbage seal", seal: seal{values: honest, after: []string{"SET multigres.seal = 'x:y:z'"}}, ask: tenantVar},
 		{name: "nonce never set", seal: seal{values: honest, noSetval: true, macNonce: 99}, ask: tenantVar, wantErr: "55000"},
 		{name: "no seal and nonce never set", seal: seal{values: honest, noSeal: true, noSetval: true}, ask: tenantVar},
