@@ -100,6 +100,30 @@ func hardeningSteps() []hardeningStep {
 			},
 		},
 		{
+			// The per-backend accessors behind pg_stat_activity show any backend
+			// of the caller's session user, and every tenant backend shares
+			// the login role: one that got back to it would read them all.
+			Name: "backend-activity-functions",
+			Why:  "the login role cannot read other backends' query text through the pg_stat_get_backend_* functions",
+			functions: []string{"pg_stat_get_backend_activity", "pg_stat_get_backend_activity_start",
+				"pg_stat_get_backend_client_addr", "pg_stat_get_backend_client_port", "pg_stat_get_backend_start",
+				"pg_stat_get_backend_userid", "pg_stat_get_backend_wait_event", "pg_stat_get_backend_wait_event_type",
+				"pg_stat_get_backend_xact_start", "pg_stat_get_backend_dbid", "pg_stat_get_backend_pid"},
+		},
+		{
+			// pg_stat_statements shows a role its own statements, and every tenant
+			// runs as the same tenant role: it would show one tenant the query
+			// text (utility statements verbatim) of all the others.
+			Name: "pg-stat-statements",
+			Why:  "tenant sessions cannot read pg_stat_statements, which would show them every tenant's statements",
+			check: `SELECT NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements')
+			          OR NOT has_table_privilege('public', (SELECT format('%I.pg_stat_statements', n.nspname)
+			               FROM pg_extension AS e JOIN pg_namespace AS n ON n.oid = e.extnamespace
+			               WHERE e.extname = 'pg_stat_statements'), 'SELECT')`,
+			apply: []string{pgStatStatementsGrant("REVOKE", "FROM")},
+			undo:  []string{pgStatStatementsGrant("GRANT", "TO")},
+		},
+		{
 			// PostgreSQL 15 already ships this; older clusters let everyone CREATE
 			// in public, where a tenant could plant functions or shadow tables.
 			Name: "public-schema",
@@ -163,3 +187,20 @@ func replaceAll(r *strings.Replacer, in []string) []string {
 
 // undoText renders the undo statements as one line for reports.
 func (h hardeningStep) undoText() string { return strings.Join(h.undo, "; ") }
+
+// pgStatStatementsGrant builds the statement that grants or revokes the
+// pg_stat_statements views and functions for PUBLIC, wherever the extension
+// is installed (nothing happens when it is not).
+func pgStatStatementsGrant(verb, prep string) string {
+	return `DO $mg$
+DECLARE s text;
+BEGIN
+  SELECT n.nspname INTO s FROM pg_extension AS e JOIN pg_namespace AS n ON n.oid = e.extnamespace
+  WHERE e.extname = 'pg_stat_statements';
+  IF s IS NOT NULL THEN
+    EXECUTE format('` + verb + ` SELECT ON %I.pg_stat_statements, %I.pg_stat_statements_info ` + prep + ` PUBLIC', s, s);
+    EXECUTE format('` + verb + ` EXECUTE ON FUNCTION %I.pg_stat_statements(boolean), %I.pg_stat_statements_info() ` + prep + ` PUBLIC', s, s);
+  END IF;
+END
+$mg$`
+}

@@ -243,8 +243,18 @@ func TestStatStatementsQueryText(t *testing.T) {
 		t.Skipf("pg_stat_statements: %v", err)
 	}
 	t.Cleanup(func() { _, _ = admin.Exec(context.Background(), "DROP EXTENSION IF EXISTS pg_stat_statements") })
-	// An administrator who installs it after setup runs setup (or audit)
-	// again; what they report is what counts.
+	// An administrator who installs it after setup is told by the audit,
+	// and runs setup again, which revokes it from PUBLIC.
+	var flagged bool
+	for _, f := range auditFindings(t, admin) {
+		flagged = flagged || strings.Contains(f.String(), "pg-stat-statements")
+	}
+	if !flagged {
+		t.Fatalf("audit does not report the unhardened pg_stat_statements: %v", auditFindings(t, admin))
+	}
+	if _, err := demo.Prepare(ctx, env.Cluster, nil); err != nil {
+		t.Fatalf("setup again: %v", err)
+	}
 	if _, err := admin.Exec(ctx, "SELECT pg_stat_statements_reset()"); err != nil {
 		t.Fatal(err)
 	}
