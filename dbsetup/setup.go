@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/multigres/proxy/wire/scram"
 )
 
 // querier is what setup and audit need from a pgx.Tx.
@@ -232,7 +233,7 @@ func (s *setupRun) loginRoles(ctx context.Context) error {
 			if r.password == "" {
 				return fmt.Errorf("the %s %q does not exist and no password was given for it", r.what, r.name)
 			}
-			v, err := newScramVerifier(r.password)
+			v, err := scram.NewVerifier(r.password, scram.DefaultIterations)
 			if err != nil {
 				return err
 			}
@@ -258,7 +259,7 @@ func (s *setupRun) loginRoles(ctx context.Context) error {
 		case a.password != nil && passwordMatches(*a.password, r.password):
 			s.addf(Unchanged+"password of role %s", r.name)
 		default:
-			v, err := newScramVerifier(r.password)
+			v, err := scram.NewVerifier(r.password, scram.DefaultIterations)
 			if err != nil {
 				return err
 			}
@@ -272,8 +273,8 @@ func (s *setupRun) loginRoles(ctx context.Context) error {
 }
 
 func passwordMatches(stored, password string) bool {
-	v, err := parseScramVerifier(stored)
-	return err == nil && v.matches(password)
+	v, err := scram.ParseVerifier(stored)
+	return err == nil && v.Matches(password)
 }
 
 func (s *setupRun) memberships(ctx context.Context) error {

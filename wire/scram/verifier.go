@@ -5,6 +5,7 @@ import (
 	"crypto/pbkdf2"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
 	"math"
@@ -228,4 +229,16 @@ func computeHMAC(key []byte, parts ...[]byte) []byte {
 		mac.Write(p)
 	}
 	return mac.Sum(nil)
+}
+
+// Matches reports whether password hashes to v (same salt and iterations),
+// in constant time. Setup uses it to leave a role's password alone when it
+// already is the configured one.
+func (v Verifier) Matches(password string) bool {
+	got, err := deriveVerifier(password, v.Salt, v.Iterations)
+	if err != nil {
+		return false
+	}
+	return subtle.ConstantTimeCompare(got.StoredKey, v.StoredKey) == 1 &&
+		subtle.ConstantTimeCompare(got.ServerKey, v.ServerKey) == 1
 }
