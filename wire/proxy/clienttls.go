@@ -42,7 +42,7 @@ type clientTLS struct {
 	leaf *x509.Certificate
 }
 
-func newClientWriter(c net.Conn) *bufio.Writer { return bufio.NewWriterSize(c, bufferSize) }
+func newClientWriter(c net.Conn) *bufio.Writer { return bufio.NewWriterSize(c, clientWriteBuffer) }
 
 func (s *session) tlsSettings() (*tls.Config, string) {
 	if s.gen.opts.ClientTLS == nil {
@@ -144,7 +144,7 @@ func (s *session) handshake(conn net.Conn, cfg *tls.Config) error {
 	}
 	s.srv.metrics.tlsHandshake(tc.ConnectionState().Version)
 	s.tls = st
-	s.r = newMsgReader(tc)
+	s.r = newMsgReaderSize(tc, clientReadBuffer)
 	s.w = newClientWriter(tc)
 	s.log = s.log.With("tls", tls.VersionName(tc.ConnectionState().Version))
 	return nil

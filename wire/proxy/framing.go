@@ -15,7 +15,13 @@ const (
 	// through (rows, COPY data) stream and are not bounded by this.
 	MaxMessageSize = 64 << 20
 	maxStartupSize = 10_000
-	bufferSize     = 32 << 10
+	// bufferSize is the read and write buffer of a server connection, and
+	// the size above which a message is streamed rather than held.
+	bufferSize = 32 << 10
+	// Client connections mostly sit idle, one per application pool slot, so
+	// their buffers are smaller: they bound the memory of idle clients.
+	clientReadBuffer  = 8 << 10
+	clientWriteBuffer = 16 << 10
 )
 
 // errTooLarge is returned for a message over MaxMessageSize.
@@ -28,8 +34,10 @@ type msgReader struct {
 	big []byte // reused for messages larger than the bufio buffer
 }
 
-func newMsgReader(r io.Reader) *msgReader {
-	return &msgReader{r: bufio.NewReaderSize(r, bufferSize)}
+func newMsgReader(r io.Reader) *msgReader { return newMsgReaderSize(r, bufferSize) }
+
+func newMsgReaderSize(r io.Reader, size int) *msgReader {
+	return &msgReader{r: bufio.NewReaderSize(r, size)}
 }
 
 // header peeks the next message's type and total length (type byte + length

@@ -279,7 +279,7 @@ func (s *Server) isClosed() bool {
 // start runs a session for conn on its own goroutine.
 func (s *Server) start(conn net.Conn) {
 	g := s.gen.Load()
-	sess := &session{srv: s, gen: g, conn: conn, r: newMsgReader(conn), w: newClientWriter(conn),
+	sess := &session{srv: s, gen: g, conn: conn, r: newMsgReaderSize(conn, clientReadBuffer), w: newClientWriter(conn),
 		log: s.log.With("client", conn.RemoteAddr().String())}
 	sess.cond = sync.NewCond(&sess.mu)
 	s.mu.Lock()

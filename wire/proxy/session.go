@@ -364,6 +364,10 @@ func (s *session) applyContextSync(ctx context.Context, sc *serverConn) (map[str
 	if err := sc.w.Flush(); err != nil {
 		return nil, s.connectError(err)
 	}
+	// A server that never answers must not hold the login (or shutdown)
+	// forever.
+	_ = sc.conn.SetReadDeadline(time.Now().Add(s.gen.opts.ServerConnectTimeout))
+	defer sc.conn.SetReadDeadline(time.Time{})
 	statuses := map[string]string{}
 	var firstErr *pgproto3.ErrorResponse
 	for n > 0 {
