@@ -5,9 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -24,6 +21,7 @@ import (
 	"github.com/multigres/proxy/internal/demo"
 	"github.com/multigres/proxy/internal/pgcluster"
 	"github.com/multigres/proxy/internal/pgcluster/pgclustertest"
+	"github.com/multigres/proxy/internal/proxytest"
 	"github.com/multigres/proxy/metrics"
 	"github.com/multigres/proxy/wire/proxy"
 )
@@ -34,56 +32,21 @@ func TestMain(m *testing.M) {
 	os.Exit(pgclustertest.RunMain(m, &cluster))
 }
 
-var prepared *demo.Env
+var prepared proxytest.Sample
 
 // sample prepares the user guide's database once per test binary.
-func sample(t testing.TB) *demo.Env {
-	t.Helper()
-	pgclustertest.Need(t, cluster)
-	if prepared == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		env, err := demo.Prepare(ctx, cluster, nil)
-		if err != nil {
-			t.Fatalf("preparing sample data: %v", err)
-		}
-		prepared = env
-	}
-	return prepared
-}
+func sample(t testing.TB) *demo.Env { return prepared.Env(t, cluster) }
 
 func options(c *pgcluster.Cluster, contextVars []string) proxy.Options {
-	return proxy.Options{
-		ServerHost: "127.0.0.1", ServerPort: c.Port, ServerUser: "multigres_authenticator",
-		ServerPassword: demo.ServerPassword, ServerTLSMode: "disable",
-		AuthUser: "multigres_auth", AuthPassword: demo.AuthPassword,
-		TenantRoles: []string{demo.TenantRole}, ContextVariables: contextVars, ValueSeparator: ":",
-		PoolMode: "transaction", DefaultPoolSize: 8, QueryWaitTimeout: 30 * time.Second,
-	}
+	o := proxytest.Options(&demo.Env{Cluster: c, ContextVariables: contextVars})
+	o.SuperuserBypass = nil
+	return o
 }
 
 // startProxy serves a proxy with opts until the test ends.
 func startProxy(t testing.TB, opts proxy.Options) (*proxy.Server, string) {
 	t.Helper()
-	var logw io.Writer = io.Discard
-	if testing.Verbose() {
-		logw = os.Stderr
-	}
-	srv, err := proxy.New(opts, slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	if err != nil {
-		t.Fatalf("proxy.New: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(ln) }()
-	t.Cleanup(func() {
-		srv.Close()
-		<-done
-	})
-	return srv, ln.Addr().String()
+	return proxytest.Start(t, opts)
 }
 
 // proxySource is the test's Source over a bare *proxy.Server; the daemon

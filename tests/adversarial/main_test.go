@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +16,7 @@ import (
 	"github.com/multigres/proxy/internal/demo"
 	"github.com/multigres/proxy/internal/pgcluster"
 	"github.com/multigres/proxy/internal/pgcluster/pgclustertest"
+	"github.com/multigres/proxy/internal/proxytest"
 	"github.com/multigres/proxy/wire/proxy"
 )
 
@@ -78,45 +76,23 @@ var modes = []string{"transaction", "session"}
 // options are the proxy settings of the brief: the guide's roles, one
 // context variable, a small pool.
 func options(env *demo.Env, mode string) proxy.Options {
-	return proxy.Options{
-		ServerHost: "127.0.0.1", ServerPort: env.Cluster.Port, ServerUser: "multigres_authenticator",
-		ServerPassword: demo.ServerPassword, ServerTLSMode: "disable",
-		AuthUser: "multigres_auth", AuthPassword: demo.AuthPassword,
-		TenantRoles: []string{demo.TenantRole}, ContextVariables: env.ContextVariables, ValueSeparator: ":",
-		SuperuserBypass: []string{"postgres"}, PoolMode: mode, DefaultPoolSize: 4,
-		QueryWaitTimeout: 30 * time.Second,
-	}
+	o := proxytest.Options(env)
+	o.PoolMode = mode
+	o.DefaultPoolSize = 4
+	return o
 }
 
 // startProxy serves opts on a loopback port until the test ends.
 func startProxy(t testing.TB, opts proxy.Options) string {
 	t.Helper()
-	_, addr := startProxyServer(t, opts)
+	_, addr := proxytest.Start(t, opts)
 	return addr
 }
 
 // startProxyServer is startProxy that also returns the server.
 func startProxyServer(t testing.TB, opts proxy.Options) (*proxy.Server, string) {
 	t.Helper()
-	var logw io.Writer = io.Discard
-	if testing.Verbose() && os.Getenv("MULTIGRES_PROXY_LOG") == "1" {
-		logw = os.Stderr
-	}
-	srv, err := proxy.New(opts, slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	if err != nil {
-		t.Fatalf("proxy.New: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(ln) }()
-	t.Cleanup(func() {
-		srv.Close()
-		<-done
-	})
-	return srv, ln.Addr().String()
+	return proxytest.Start(t, opts)
 }
 
 // hole reports an attack that succeeded. It skips (the build stays green
