@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/multigres/proxy/wire/scram"
 	"github.com/multigres/proxy/wire/seal"
@@ -326,7 +327,15 @@ func (s *session) connectError(err error) error {
 		return fatalf(codeConnectionFailure, "multigres: database %q is not set up for Multigres", s.db).
 			withHint("run `multigres setup` against it").withCause(err)
 	}
-	return fatalf(codeConnectionFailure, "multigres: cannot connect to the database server").withCause(err)
+	ce = fatalf(codeConnectionFailure, "multigres: cannot connect to the database server").withCause(err)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		// PostgreSQL's own reason (for example "sorry, too many clients
+		// already") tells the client what to do; addresses and the login
+		// role stay in the proxy's log.
+		ce = ce.withDetail(fmt.Sprintf("the server said: %s (SQLSTATE %s)", pe.Message, pe.Code))
+	}
+	return ce
 }
 
 // authenticate checks the client certificate against the login when
