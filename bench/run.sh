@@ -15,6 +15,7 @@
 #   MULTIGRES_BIN=P  use this multigres binary instead of building one
 #   WORKDIR=DIR      keep everything here (default a new /tmp/mgbench.* directory)
 #   MG_ENV='K=V ...' environment for the Multigres process, e.g. MG_ENV='GOMAXPROCS=1 GOGC=200'
+#   SERVER_LEG=tcp|unix  how both proxies reach PostgreSQL (default tcp; clients always use TCP)
 
 set -euo pipefail
 
@@ -118,9 +119,12 @@ log "starting PostgreSQL and loading data"
 if ((EUID == 0)); then
 	chown postgres "$WORK" # PgBouncer runs as postgres and writes its log and pid here
 fi
-show "$BIN/benchenv" -dir "$WORK" -tenants "$TENANTS" -rows-per-tenant "$ROWS_PER_TENANT" -max-client-conn $((IDLE_N + 1000)) -pool-size 20
-"$BIN/benchenv" -dir "$WORK" -tenants "$TENANTS" -rows-per-tenant "$ROWS_PER_TENANT" \
-	-max-client-conn $((IDLE_N + 1000)) -pool-size 20 >"$WORK/benchenv.log" 2>&1 &
+SERVER_LEG=${SERVER_LEG:-tcp}
+[[ $SERVER_LEG == tcp || $SERVER_LEG == unix ]] || die "SERVER_LEG must be tcp or unix"
+ENV_CMD=("$BIN/benchenv" -dir "$WORK" -tenants "$TENANTS" -rows-per-tenant "$ROWS_PER_TENANT"
+	-max-client-conn $((IDLE_N + 1000)) -pool-size 20 -server-socket=$([[ $SERVER_LEG == unix ]] && echo true || echo false))
+show "${ENV_CMD[@]}"
+"${ENV_CMD[@]}" >"$WORK/benchenv.log" 2>&1 &
 ENV_PID=$!
 PIDS+=("$ENV_PID:TERM")
 for _ in $(seq 600); do

@@ -55,7 +55,7 @@ func rawLogin(t testing.TB, addr, user string) (net.Conn, *pgproto3.Frontend) {
 	t.Helper()
 	conn, fe, e := rawConnect(t, addr, map[string]string{"user": user, "database": demo.DB})
 	if e != nil {
-		t.Fatalf("login as %q: %s %s", user, e.Code, e.Message)
+		t.Fatalf("login as %q: %s %s (%s)", user, e.Code, e.Message, e.Detail)
 	}
 	return conn, fe
 }

@@ -137,10 +137,19 @@ func (s *session) forward(ctx context.Context, typ byte, total int, msg []byte, 
 	}
 	s.unflushed = true
 	s.mu.Unlock()
+	var err error
 	if stream {
-		return s.r.copyTo(sc.w, total)
+		err = s.r.copyTo(sc.w, total)
+	} else {
+		_, err = sc.w.Write(msg)
 	}
-	_, err := sc.w.Write(msg)
+	if err != nil {
+		// Part of a message may have reached the server: nothing after it
+		// would be read as the protocol says.
+		s.mu.Lock()
+		sc.broken = true
+		s.mu.Unlock()
+	}
 	return err
 }
 
@@ -578,7 +587,7 @@ func (s *session) serverGone(sc *serverConn, err error) {
 	s.sc = nil
 	s.mu.Unlock()
 	s.srv.metrics.detach()
-	if ending && sc.reusable && sc.r.r.Buffered() == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+	if ending && sc.reusable && !sc.broken && sc.r.r.Buffered() == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
 		_ = sc.conn.SetReadDeadline(time.Time{})
 		s.release(sc, true)
 		return
@@ -615,7 +624,8 @@ func (s *session) detachAll() {
 		return
 	}
 	if sc != nil {
-		sc.reusable = s.pending == 0 && !s.open && s.txStatus == 'I'
+		// Bytes still in sc.w would reach whoever uses sc next.
+		sc.reusable = s.pending == 0 && !s.open && s.txStatus == 'I' && !s.unflushed
 		sc.dirty = true
 	}
 	s.mu.Unlock()

@@ -36,6 +36,7 @@ type options struct {
 	rowsPerTenant int
 	maxClientConn int
 	poolSize      int
+	serverSocket  bool
 }
 
 func main() {
@@ -45,6 +46,7 @@ func main() {
 	flag.IntVar(&o.rowsPerTenant, "rows-per-tenant", 1000, "contacts rows per tenant")
 	flag.IntVar(&o.maxClientConn, "max-client-conn", 11000, "max_client_conn for Multigres and PgBouncer")
 	flag.IntVar(&o.poolSize, "pool-size", 20, "default_pool_size for Multigres and PgBouncer")
+	flag.BoolVar(&o.serverSocket, "server-socket", false, "Multigres and PgBouncer reach PostgreSQL over its Unix socket instead of TCP")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if err := run(o, log); err != nil {
@@ -89,15 +91,22 @@ func run(o options, log *slog.Logger) error {
 		return err
 	}
 	mgPort, bouncerPort, mgprofPort, pprofPort := ports[0], ports[1], ports[2], ports[3]
+	serverHost := "127.0.0.1"
+	if o.serverSocket {
+		serverHost = c.SocketDir
+	}
+	conf := func(port int) string {
+		// multigres.conf refuses a key set twice: swap the demo's TCP host.
+		return strings.Replace(env.Config(port,
+			fmt.Sprintf("max_client_conn = %d", o.maxClientConn),
+			fmt.Sprintf("default_pool_size = %d", o.poolSize)),
+			"server_host = 127.0.0.1\n", "server_host = '"+serverHost+"'\n", 1)
+	}
 	files := map[string]string{
-		"multigres.conf": env.Config(mgPort,
-			fmt.Sprintf("max_client_conn = %d", o.maxClientConn),
-			fmt.Sprintf("default_pool_size = %d", o.poolSize)),
-		"mgprof.conf": env.Config(mgprofPort,
-			fmt.Sprintf("max_client_conn = %d", o.maxClientConn),
-			fmt.Sprintf("default_pool_size = %d", o.poolSize)),
-		"pgbouncer.ini": bouncerINI(o, c.Port, bouncerPort),
-		"userlist.txt":  info.userlist,
+		"multigres.conf": conf(mgPort),
+		"mgprof.conf":    conf(mgprofPort),
+		"pgbouncer.ini":  bouncerINI(o, serverHost, c.Port, bouncerPort),
+		"userlist.txt":   info.userlist,
 	}
 	files["env.sh"] = strings.Join([]string{
 		fmt.Sprintf("PG_PORT=%d", c.Port),
@@ -209,10 +218,10 @@ func loadData(ctx context.Context, dsn string, o options) (dataInfo, error) {
 
 // bouncerINI is PgBouncer in transaction mode with SCRAM, sized like
 // Multigres. Logging stays at PgBouncer's defaults, as Multigres's does.
-func bouncerINI(o options, pgPort, port int) string {
+func bouncerINI(o options, serverHost string, pgPort, port int) string {
 	dir := o.dir
 	return fmt.Sprintf(`[databases]
-%s = host=127.0.0.1 port=%d dbname=%s
+%s = host=%s port=%d dbname=%s
 
 [pgbouncer]
 listen_addr = 127.0.0.1
@@ -227,7 +236,7 @@ server_tls_sslmode = disable
 ignore_startup_parameters = extra_float_digits
 logfile = %s
 pidfile = %s
-`, demo.DB, pgPort, demo.DB, port, filepath.Join(dir, "userlist.txt"), o.poolSize, o.maxClientConn,
+`, demo.DB, serverHost, pgPort, demo.DB, port, filepath.Join(dir, "userlist.txt"), o.poolSize, o.maxClientConn,
 		filepath.Join(dir, "pgbouncer.log"), filepath.Join(dir, "pgbouncer.pid"))
 }
 
