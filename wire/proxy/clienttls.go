@@ -42,8 +42,6 @@ type clientTLS struct {
 	leaf *x509.Certificate
 }
 
-func newClientWriter(c net.Conn) *bufio.Writer { return bufio.NewWriterSize(c, clientWriteBuffer) }
-
 func (s *session) tlsSettings() (*tls.Config, string) {
 	if s.gen.opts.ClientTLS == nil {
 		return nil, mtls.ModeDisable
@@ -144,8 +142,11 @@ func (s *session) handshake(conn net.Conn, cfg *tls.Config) error {
 	}
 	s.srv.metrics.tlsHandshake(tc.ConnectionState().Version)
 	s.tls = st
-	s.r = newMsgReaderSize(tc, clientReadBuffer)
-	s.w = newClientWriter(tc)
+	// The plain reader is not released: with direct TLS, prefixConn still
+	// reads through it.
+	s.r = newLentMsgReader(tc, s.srv.bufs)
+	_ = s.w.Flush()
+	s.w = newClientWriter(tc, s.srv.bufs)
 	s.log = s.log.With("tls", tls.VersionName(tc.ConnectionState().Version))
 	return nil
 }

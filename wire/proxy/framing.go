@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 const (
@@ -24,14 +25,55 @@ const (
 	clientWriteBuffer = 16 << 10
 )
 
+// idleReadSize is what an idle client connection holds to read into: the
+// first read after a pause lands here, and a typical request (a Bind and an
+// Execute, a short Query) fits whole, so borrowing the real buffer costs no
+// extra system call.
+const idleReadSize = 1 << 10
+
 // errTooLarge is returned for a message over MaxMessageSize.
 var errTooLarge = errors.New("message exceeds the maximum size")
+
+// bufPools lends client connections their read and write buffers while they
+// have work in hand. Most clients of a pooler sit idle most of the time (one
+// per application pool slot); holding nothing then is what keeps 10,000 of
+// them cheap.
+type bufPools struct {
+	readers sync.Pool // *bufio.Reader of clientReadBuffer bytes
+	writers sync.Pool // *bufio.Writer of clientWriteBuffer bytes
+}
+
+func newBufPools() *bufPools {
+	p := &bufPools{}
+	p.readers.New = func() any { return bufio.NewReaderSize(nil, clientReadBuffer) }
+	p.writers.New = func() any { return bufio.NewWriterSize(nil, clientWriteBuffer) }
+	return p
+}
 
 // msgReader frames protocol messages on a buffered reader without copying
 // when a message fits in the buffer.
 type msgReader struct {
-	r   *bufio.Reader
-	big []byte // reused for messages larger than the bufio buffer
+	r   *bufio.Reader // nil while lent back (see release)
+	big []byte        // reused for messages larger than the bufio buffer
+
+	pool *bufPools  // nil: the buffer is the reader's own for good
+	head headReader // what r reads through when it comes from pool
+}
+
+// headReader serves bytes read while no buffer was held, then reads src.
+type headReader struct {
+	src      io.Reader
+	buf      [idleReadSize]byte
+	off, end int
+}
+
+func (h *headReader) Read(p []byte) (int, error) {
+	if h.off < h.end {
+		n := copy(p, h.buf[h.off:h.end])
+		h.off += n
+		return n, nil
+	}
+	return h.src.Read(p)
 }
 
 func newMsgReader(r io.Reader) *msgReader { return newMsgReaderSize(r, bufferSize) }
@@ -40,9 +82,63 @@ func newMsgReaderSize(r io.Reader, size int) *msgReader {
 	return &msgReader{r: bufio.NewReaderSize(r, size)}
 }
 
+// newLentMsgReader reads src through a buffer borrowed from pool, which
+// release can give back between messages.
+func newLentMsgReader(src io.Reader, pool *bufPools) *msgReader {
+	m := &msgReader{pool: pool}
+	m.head.src = src
+	m.r = pool.readers.Get().(*bufio.Reader)
+	m.r.Reset(&m.head)
+	return m
+}
+
+// buffered reports how many bytes are read but not yet consumed.
+func (m *msgReader) buffered() int {
+	if m.r == nil {
+		return m.head.end - m.head.off
+	}
+	return m.r.Buffered() + m.head.end - m.head.off
+}
+
+// release gives the buffers back when nothing is buffered; the next read
+// borrows them again. Only a reader whose r nobody else holds may call it.
+func (m *msgReader) release() {
+	if m.pool == nil || m.r == nil || m.buffered() > 0 {
+		return
+	}
+	m.r.Reset(nil)
+	m.pool.readers.Put(m.r)
+	m.r = nil
+	m.big = nil // one huge query must not pin its buffer for the session's life
+}
+
+// borrow waits for data in head, then takes a buffer from the pool: an idle
+// client blocks holding only head.
+func (m *msgReader) borrow() error {
+	if m.r != nil {
+		return nil
+	}
+	for {
+		n, err := m.head.src.Read(m.head.buf[:])
+		if n > 0 {
+			// An error with data recurs on the next read; deliver the data first.
+			m.head.off, m.head.end = 0, n
+			m.r = m.pool.readers.Get().(*bufio.Reader)
+			m.r.Reset(&m.head)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
 // header peeks the next message's type and total length (type byte + length
 // word + body) without consuming it.
 func (m *msgReader) header() (typ byte, total int, err error) {
+	if err := m.borrow(); err != nil {
+		return 0, 0, err
+	}
 	h, err := m.r.Peek(5)
 	if err != nil {
 		if errors.Is(err, io.EOF) && len(h) > 0 {
@@ -88,6 +184,9 @@ func (m *msgReader) next(limit int) (typ byte, msg []byte, err error) {
 // copyTo streams the next message to w, buffering at most the reader's
 // buffer; used for large rows and COPY data the proxy never inspects.
 func (m *msgReader) copyTo(w io.Writer, total int) error {
+	if err := m.borrow(); err != nil {
+		return unexpected(err)
+	}
 	_, err := io.CopyN(w, m.r, int64(total))
 	return unexpected(err)
 }
@@ -95,6 +194,9 @@ func (m *msgReader) copyTo(w io.Writer, total int) error {
 // startup reads an untyped startup-phase packet (length word + body) and
 // returns its body.
 func (m *msgReader) startup() ([]byte, error) {
+	if err := m.borrow(); err != nil {
+		return nil, err
+	}
 	h, err := m.r.Peek(4)
 	if err != nil {
 		return nil, err
@@ -142,4 +244,43 @@ func appendMsg(dst []byte, typ byte, parts ...[]byte) []byte {
 		dst = append(dst, p...)
 	}
 	return dst
+}
+
+// clientWriter buffers what goes to a client in a writer borrowed from the
+// pool and gives it back at every Flush, so a client between requests holds
+// no write buffer.
+type clientWriter struct {
+	dst  io.Writer
+	pool *bufPools
+	w    *bufio.Writer
+}
+
+func newClientWriter(dst io.Writer, pool *bufPools) *clientWriter {
+	return &clientWriter{dst: dst, pool: pool}
+}
+
+func (c *clientWriter) get() *bufio.Writer {
+	if c.w == nil {
+		c.w = c.pool.writers.Get().(*bufio.Writer)
+		c.w.Reset(c.dst)
+	}
+	return c.w
+}
+
+func (c *clientWriter) Write(p []byte) (int, error) { return c.get().Write(p) }
+
+// ReadFrom keeps io.Copy into the client on bufio's path (no extra buffer).
+func (c *clientWriter) ReadFrom(r io.Reader) (int64, error) { return c.get().ReadFrom(r) }
+
+// Flush sends what is buffered and gives the buffer back. After an error
+// the unsent bytes are dropped: the connection is not usable anyway.
+func (c *clientWriter) Flush() error {
+	if c.w == nil {
+		return nil
+	}
+	err := c.w.Flush()
+	c.w.Reset(nil)
+	c.pool.writers.Put(c.w)
+	c.w = nil
+	return err
 }

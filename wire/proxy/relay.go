@@ -23,13 +23,14 @@ func (s *session) relay(ctx context.Context) error {
 	defer s.detachAll()
 	o := s.gen.opts
 	for {
-		if s.r.r.Buffered() == 0 {
+		if s.r.buffered() == 0 {
 			if err := s.flushServer(); err != nil {
 				return err
 			}
 			if err := s.setIdleDeadline(o.ClientIdleTimeout, o.IdleTransactionTimeout); err != nil {
 				return err
 			}
+			s.r.release()
 		}
 		typ, total, err := s.r.header()
 		if err != nil {

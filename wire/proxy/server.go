@@ -100,6 +100,7 @@ type Server struct {
 	gen     atomic.Pointer[generation]
 	creds   atomic.Pointer[credentials]
 	metrics *metrics
+	bufs    *bufPools // client read and write buffers, lent per request
 	tenants *tenantLimiter
 
 	ctx    context.Context
@@ -133,7 +134,7 @@ func New(opts Options, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("generating the refusal token: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{log: log, token: "multigres_refused_" + hex.EncodeToString(tok), metrics: newMetrics(), tenants: newTenantLimiter(),
+	s := &Server{log: log, token: "multigres_refused_" + hex.EncodeToString(tok), metrics: newMetrics(), bufs: newBufPools(), tenants: newTenantLimiter(),
 		ctx: ctx, cancel: cancel, listeners: map[net.Listener]struct{}{}, sessions: map[*session]struct{}{},
 		cancels: map[cancelKey]*session{}, pools: map[string]*pool{}}
 	if err := s.Update(opts); err != nil {
@@ -279,7 +280,7 @@ func (s *Server) isClosed() bool {
 // start runs a session for conn on its own goroutine.
 func (s *Server) start(conn net.Conn) {
 	g := s.gen.Load()
-	sess := &session{srv: s, gen: g, conn: conn, r: newMsgReaderSize(conn, clientReadBuffer), w: newClientWriter(conn),
+	sess := &session{srv: s, gen: g, conn: conn, r: newLentMsgReader(conn, s.bufs), w: newClientWriter(conn, s.bufs),
 		log: s.log.With("client", conn.RemoteAddr().String())}
 	sess.cond = sync.NewCond(&sess.mu)
 	s.mu.Lock()

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -39,7 +38,7 @@ type session struct {
 	gen  *generation // the configuration this session was accepted under
 	conn net.Conn
 	r    *msgReader
-	w    *bufio.Writer
+	w    *clientWriter
 	log  *slog.Logger
 	key  cancelKey
 
