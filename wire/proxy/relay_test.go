@@ -25,6 +25,23 @@ func superConn(t *testing.T, dsn string) *pgx.Conn {
 	return c
 }
 
+// waitActive returns once PostgreSQL shows query running. pg_stat_activity
+// has no notification to wait on, so it polls.
+func waitActive(t *testing.T, su *pgx.Conn, query string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var n int
+		_ = su.QueryRow(context.Background(), "SELECT count(*) FROM pg_stat_activity WHERE query = $1 AND state = 'active'", query).Scan(&n)
+		if n == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("query %q never started", query)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // TestCopyFromStdin covers the hand-over from the session goroutine reading
 // replies itself to the relay goroutine: after CopyInResponse the server
 // waits for the client's data, which only the session goroutine can read.
@@ -105,18 +122,7 @@ func TestKillClientDuringQuery(t *testing.T) {
 	if err := fe.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	su := superConn(t, env.Cluster.SuperDSN(demo.DB))
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		var n int
-		_ = su.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE query = $1 AND state = 'active'", sleep).Scan(&n)
-		if n == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the victim's query never started")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitActive(t, superConn(t, env.Cluster.SuperDSN(demo.DB)), sleep)
 	a := adminConn(t, addr, env.Cluster.SuperPassword)
 	var id string
 	for _, r := range rowsOf(t, a, "SHOW CLIENTS") {
@@ -137,5 +143,47 @@ func TestKillClientDuringQuery(t *testing.T) {
 	var who string
 	if err := c.QueryRow(ctx, "SELECT multigres.context('app.current_tenant_id')").Scan(&who); err != nil || who != "globex" {
 		t.Fatalf("after the kill: %q, %v", who, err)
+	}
+}
+
+// TestServerOverUnixSocket runs the tenant path, the bypass and a cancel
+// with server_host naming PostgreSQL's socket directory, as
+// docs/operations.md recommends when both run on one host.
+func TestServerOverUnixSocket(t *testing.T) {
+	env := sample(t)
+	o := options(env)
+	o.ServerHost = env.Cluster.SocketDir
+	_, addr := startProxy(t, o)
+	ctx := context.Background()
+	c := connect(t, addr, "app_user.acme")
+	if got := names(t, c); len(got) != 2 {
+		t.Fatalf("acme over the socket sees %v", got)
+	}
+	var addrFamily string
+	if err := c.QueryRow(ctx, "SELECT coalesce(family(inet_client_addr())::text, 'local')").Scan(&addrFamily); err != nil || addrFamily != "local" {
+		t.Fatalf("server connection is %q (%v), want a Unix socket", addrFamily, err)
+	}
+	// A cancel reaches the server over the socket too.
+	const sleep = "SELECT pg_sleep(30) /* unix-cancel */"
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Exec(ctx, sleep)
+		errc <- err
+	}()
+	waitActive(t, superConn(t, env.Cluster.SuperDSN(demo.DB)), sleep)
+	if err := c.PgConn().CancelRequest(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if pe := pgErr(<-errc); pe == nil || pe.Code != "57014" {
+		t.Fatalf("cancelled sleep: %v, want 57014 query_canceled", pe)
+	}
+	super, err := pgx.Connect(ctx, dsn(addr, "postgres", env.Cluster.SuperPassword))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer super.Close(ctx)
+	var n int
+	if err := super.QueryRow(ctx, "SELECT count(*) FROM contacts").Scan(&n); err != nil || n < 3 {
+		t.Fatalf("bypass over the socket counted %d, %v", n, err)
 	}
 }

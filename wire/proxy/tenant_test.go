@@ -252,23 +252,7 @@ func TestCancelOnlyCancelsOwnQuery(t *testing.T) {
 				_, err := bystander.Exec(ctx, "SELECT pg_sleep(1.5)")
 				otherc <- err
 			}()
-			// Wait until the victim's query is running on the server.
-			admin, err := pgx.Connect(ctx, env.Cluster.SuperDSN(demo.DB))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer admin.Close(ctx)
-			for deadline := time.Now().Add(10 * time.Second); ; {
-				var n int
-				_ = admin.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'").Scan(&n)
-				if n == 1 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatal("victim query never started")
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+			waitActive(t, superConn(t, env.Cluster.SuperDSN(demo.DB)), "SELECT pg_sleep(30)")
 			if err := victim.PgConn().CancelRequest(ctx); err != nil {
 				t.Fatalf("cancel: %v", err)
 			}
