@@ -588,6 +588,62 @@ func TestFileWatcher(t *testing.T) {
 	}
 }
 
+// TestWatchPathsNameEveryCredentialFile: an edit to any file whose contents
+// the configuration takes in must reach the watcher.
+func TestWatchPathsNameEveryCredentialFile(t *testing.T) {
+	cfg := &config.Config{ServerPasswordFile: "/a/server.pw", AuthPasswordFile: "/b/auth.pw", SuperuserBypassAuthFile: "/c/bypass.txt"}
+	got := (&service{path: "/etc/multigres/multigres.conf"}).watchPaths(cfg)
+	for _, want := range []string{"/etc/multigres/multigres.conf", cfg.ServerPasswordFile, cfg.AuthPasswordFile, cfg.SuperuserBypassAuthFile} {
+		if !slices.Contains(got, want) {
+			t.Errorf("watchPaths = %q, missing %s", got, want)
+		}
+	}
+}
+
+// TestFileWatcherRelevant checks which events can trigger a reload check:
+// a log file or an editor's scratch file next to the configuration must not
+// wake the daemon on every write.
+func TestFileWatcherRelevant(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "multigres.conf")
+	target := filepath.Join(dir, "..2026_11_26", "real.conf")
+	if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(target, []byte("a"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, conf); err != nil {
+		t.Fatal(err)
+	}
+	fw, err := newFileWatcher(discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fw.w.Close()
+	fw.watch(conf, filepath.Join(dir, "pw"))
+	tests := []struct {
+		path string
+		want bool
+	}{
+		{conf, true},
+		{filepath.Join(dir, "pw"), true},
+		{target, true},                       // the symlink's target
+		{filepath.Join(dir, "..data"), true}, // Kubernetes swaps this symlink
+		{filepath.Join(dir, "..data_tmp"), true},
+		{dir, true}, // the directory itself went away
+		{filepath.Join(dir, "multigres.log"), false},
+		{filepath.Join(dir, ".multigres.conf.swp"), false},
+		{filepath.Join(dir, "multigres.conf~"), false},
+		{filepath.Join(dir, "sedAbC123"), false}, // sed -i's temporary; its rename to multigres.conf is relevant
+	}
+	for _, tt := range tests {
+		if got := fw.relevant(tt.path); got != tt.want {
+			t.Errorf("relevant(%s) = %v, want %v", strings.TrimPrefix(tt.path, dir), got, tt.want)
+		}
+	}
+}
+
 var _ io.Writer = (*syncBuffer)(nil)
 
 // TestProxyOptionsComplete catches a proxy option the daemon forgets to

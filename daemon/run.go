@@ -471,7 +471,7 @@ func (d *service) config() *config.Config {
 
 // watchPaths are the files whose change may change the configuration.
 func (d *service) watchPaths(cfg *config.Config) []string {
-	return []string{d.path, cfg.ServerPasswordFile, cfg.AuthPasswordFile}
+	return []string{d.path, cfg.ServerPasswordFile, cfg.AuthPasswordFile, cfg.SuperuserBypassAuthFile}
 }
 
 // checkPostgres logs in to PostgreSQL as server_user and records whether it
