@@ -642,6 +642,16 @@ func TestFileWatcherRelevant(t *testing.T) {
 			t.Errorf("relevant(%s) = %v, want %v", strings.TrimPrefix(tt.path, dir), got, tt.want)
 		}
 	}
+	// After a failed reload the names the broken file refers to are unknown:
+	// everything counts until the next successful watch.
+	fw.watchEverything()
+	if !fw.relevant(filepath.Join(dir, "server.pw")) {
+		t.Error("after watchEverything a new file in a watched directory is not relevant")
+	}
+	fw.watch(conf)
+	if fw.relevant(filepath.Join(dir, "server.pw")) {
+		t.Error("watch after watchEverything did not narrow the names again")
+	}
 }
 
 var _ io.Writer = (*syncBuffer)(nil)

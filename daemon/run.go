@@ -363,6 +363,11 @@ func (d *service) reload(trigger string) error {
 			"config", d.path, "uid", os.Getuid(), "err", err)
 		return err
 	}
+	if d.watch != nil {
+		// The fix may be a file the broken configuration names and the
+		// watcher does not know yet (a password file created afterwards).
+		d.watch.watchEverything()
+	}
 	d.mu.Lock()
 	d.reloadErr = summarize(err)
 	d.reloadsKO++

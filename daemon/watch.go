@@ -30,7 +30,7 @@ type fileWatcher struct {
 	changed chan struct{}
 
 	mu    sync.Mutex
-	names map[string]bool // base names of the watched files and their symlink targets
+	names map[string]bool // base names of the watched files and their symlink targets; nil = every name
 }
 
 func newFileWatcher(log *slog.Logger) (*fileWatcher, error) {
@@ -49,7 +49,16 @@ func (fw *fileWatcher) relevant(path string) bool {
 	base := filepath.Base(path)
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
-	return fw.names[base] || fw.dirs[path] || strings.HasPrefix(base, "..")
+	return fw.names == nil || fw.names[base] || fw.dirs[path] || strings.HasPrefix(base, "..")
+}
+
+// watchEverything makes every event in the watched directories relevant
+// until the next watch: after a failed reload the files that matter are not
+// known.
+func (fw *fileWatcher) watchEverything() {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	fw.names = nil
 }
 
 // watch makes the watched directories those of paths, and of their

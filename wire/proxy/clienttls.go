@@ -73,7 +73,7 @@ func (s *session) negotiateTLS() (done bool, err error) {
 	// read as if they came over TLS (CVE-2021-23214): refuse them. Bytes
 	// arriving after this check reach the TLS handshake, which fails on
 	// them, so none is ever taken for protocol data.
-	if s.r.r.Buffered() > 0 {
+	if s.r.buffered() > 0 {
 		s.srv.metrics.authFailure("tls")
 		return true, fatalf(codeProtocolViolation, "received unencrypted data after SSL request").
 			withDetail("This could be either a client-software bug or evidence of an attempted man-in-the-middle attack.")
@@ -145,7 +145,7 @@ func (s *session) handshake(conn net.Conn, cfg *tls.Config) error {
 	// The plain reader is not released: with direct TLS, prefixConn still
 	// reads through it.
 	s.r = newLentMsgReader(tc, s.srv.bufs)
-	_ = s.w.Flush()
+	s.w.Discard() // nothing plain may follow the handshake
 	s.w = newClientWriter(tc, s.srv.bufs)
 	s.log = s.log.With("tls", tls.VersionName(tc.ConnectionState().Version))
 	return nil

@@ -252,7 +252,12 @@ func appendMsg(dst []byte, typ byte, parts ...[]byte) []byte {
 type clientWriter struct {
 	dst  io.Writer
 	pool *bufPools
-	w    *bufio.Writer
+
+	// The session and its relay goroutine take turns on the writer; the
+	// lock makes a mistake in that protocol garble one client's stream at
+	// worst, never give a buffer back twice and so share it between clients.
+	mu sync.Mutex
+	w  *bufio.Writer
 }
 
 func newClientWriter(dst io.Writer, pool *bufPools) *clientWriter {
@@ -267,20 +272,43 @@ func (c *clientWriter) get() *bufio.Writer {
 	return c.w
 }
 
-func (c *clientWriter) Write(p []byte) (int, error) { return c.get().Write(p) }
+func (c *clientWriter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.get().Write(p)
+}
 
 // ReadFrom keeps io.Copy into the client on bufio's path (no extra buffer).
-func (c *clientWriter) ReadFrom(r io.Reader) (int64, error) { return c.get().ReadFrom(r) }
+func (c *clientWriter) ReadFrom(r io.Reader) (int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.get().ReadFrom(r)
+}
 
 // Flush sends what is buffered and gives the buffer back. After an error
 // the unsent bytes are dropped: the connection is not usable anyway.
 func (c *clientWriter) Flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.w == nil {
 		return nil
 	}
 	err := c.w.Flush()
+	c.putLocked()
+	return err
+}
+
+// Discard gives the buffer back without sending what it holds.
+func (c *clientWriter) Discard() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.w != nil {
+		c.putLocked()
+	}
+}
+
+func (c *clientWriter) putLocked() {
 	c.w.Reset(nil)
 	c.pool.writers.Put(c.w)
 	c.w = nil
-	return err
 }

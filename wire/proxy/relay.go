@@ -105,6 +105,12 @@ func (s *session) forward(ctx context.Context, typ byte, total int, msg []byte, 
 	var sc *serverConn
 	for {
 		s.mu.Lock()
+		if s.lost {
+			// The relay goroutine is telling the client and closing it;
+			// a new attachment would share the client writer with it.
+			s.mu.Unlock()
+			return net.ErrClosed
+		}
 		sc = s.sc
 		if sc != nil {
 			if s.releaseDue {
@@ -195,10 +201,10 @@ func (s *session) flushServer() error {
 	err := sc.w.Flush()
 	s.mu.Lock()
 	s.unflushed = false
-	if s.releaseDue && s.sc == sc && !s.unflushed {
-		if err != nil {
-			sc.broken = true
-		}
+	if err != nil {
+		sc.broken = true // bufio keeps the error and the unsent bytes
+	}
+	if s.releaseDue && s.sc == sc {
 		s.detachLocked(sc)
 	}
 	s.mu.Unlock()
@@ -247,7 +253,7 @@ func (s *session) localDiscard(msg []byte) bool {
 		return false
 	}
 	s.mu.Lock()
-	idle := s.sc == nil && s.pending == 0 && !s.open && s.txStatus == 'I'
+	idle := s.sc == nil && !s.lost && s.pending == 0 && !s.open && s.txStatus == 'I'
 	if idle {
 		clear(s.stmts)
 	}
@@ -586,6 +592,7 @@ func (s *session) serverGone(sc *serverConn, err error) {
 	s.mu.Lock()
 	ending := s.ending
 	s.sc = nil
+	s.lost = !ending
 	s.mu.Unlock()
 	s.srv.metrics.detach()
 	if ending && sc.reusable && !sc.broken && sc.r.r.Buffered() == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
@@ -600,6 +607,9 @@ func (s *session) serverGone(sc *serverConn, err error) {
 		if !errors.Is(err, net.ErrClosed) {
 			s.log.Warn("server connection lost", "err", err)
 		}
+		// A client that does not read must not hold this goroutine (and
+		// the session's end, which waits for it) forever.
+		_ = s.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		s.fail(fatalf(codeConnectionFailure, "multigres: the server connection was lost").
 			withHint("the database server closed the connection or restarted; reconnect"))
 	}
@@ -620,6 +630,9 @@ func (s *session) detachAll() {
 	if sc != nil && s.releaseDue {
 		// The relay goroutine has already stopped at a transaction end.
 		sc.dirty = !s.txnMode
+		if s.unflushed {
+			sc.broken = true // part of what the client sent is still in sc.w
+		}
 		s.detachLocked(sc)
 		s.mu.Unlock()
 		return
@@ -631,6 +644,11 @@ func (s *session) detachAll() {
 	}
 	s.mu.Unlock()
 	if sc == nil {
+		if done != nil {
+			// A relay goroutine that lost its server may still be telling
+			// the client; the session's own goodbye must come after.
+			<-done
+		}
 		return
 	}
 	// Wake the relay goroutine: a past deadline makes its read return.

@@ -187,3 +187,50 @@ func TestServerOverUnixSocket(t *testing.T) {
 		t.Fatalf("bypass over the socket counted %d, %v", n, err)
 	}
 }
+
+// TestServerLostMidPipeline kills the backend serving a client that has
+// more messages in flight and keeps sending: the client is told with FATAL
+// 08006, the connection ends, and the next client is served on a new server
+// connection.
+func TestServerLostMidPipeline(t *testing.T) {
+	env := sample(t)
+	o := options(env)
+	o.DefaultPoolSize = 1
+	_, addr := startProxy(t, o)
+	ctx := context.Background()
+	conn, fe := rawLogin(t, addr, "app_user.acme")
+	const sleep = "SELECT pg_sleep(30) /* doomed */"
+	fe.Send(&pgproto3.Query{String: sleep})
+	fe.Send(&pgproto3.Flush{})
+	fe.Send(&pgproto3.Query{String: "SELECT 1"})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	su := superConn(t, env.Cluster.SuperDSN(demo.DB))
+	waitActive(t, su, sleep)
+	if _, err := su.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = $1", sleep); err != nil {
+		t.Fatal(err)
+	}
+	var fatal *pgproto3.ErrorResponse
+	for {
+		m, err := fe.Receive()
+		if err != nil {
+			break // the proxy closed the connection
+		}
+		if e, ok := m.(*pgproto3.ErrorResponse); ok && e.Severity == "FATAL" {
+			fatal = e
+			// Keep talking, as a client that has not noticed yet would.
+			fe.Send(&pgproto3.Query{String: "DISCARD ALL"})
+			fe.Send(&pgproto3.Query{String: "SELECT 2"})
+			_ = fe.Flush()
+		}
+	}
+	if fatal == nil || fatal.Code != "08006" {
+		t.Fatalf("got %+v, want a FATAL 08006 saying the server connection was lost", fatal)
+	}
+	_ = conn.Close()
+	c := connect(t, addr, "app_user.globex")
+	if got := names(t, c); len(got) != 1 {
+		t.Fatalf("after the loss globex sees %v", got)
+	}
+}

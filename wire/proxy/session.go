@@ -58,6 +58,7 @@ type session struct {
 	txStatus   byte
 	cancelling int
 	ending     bool
+	lost       bool // a server connection failed under the session: it is ending
 	relayDone  chan struct{}
 	refusals   map[int]*sqlguard.Refusal
 	nextRefuse int
