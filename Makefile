@@ -51,6 +51,8 @@ $(EXAMPLE)/node_modules: $(EXAMPLE)/package-lock.json
 
 test-go: $(EXAMPLE)/node_modules ## Go tests with the race detector (node-postgres TLS test needs the example's modules)
 	$(GO) test -race -count=1 -timeout 20m ./...
+	# allocation counts need a build without the race detector
+	$(GO) test -count=1 -run 'Allocat' ./wire/...
 
 test-examples: build $(EXAMPLE)/node_modules ## the guide's Drizzle/Express code through Multigres
 	cd $(EXAMPLE) && MULTIGRES_BIN=$(CURDIR)/bin/multigres npm test

@@ -143,3 +143,31 @@ func TestClientWriterLendsPerFlush(t *testing.T) {
 		t.Fatalf("wrote %d bytes in the wrong order", out.Len())
 	}
 }
+
+// loopReader serves the same bytes forever, one message per Read.
+type loopReader struct{ msg []byte }
+
+func (l *loopReader) Read(p []byte) (int, error) { return copy(p, l.msg), nil }
+
+// TestLendingAllocatesNothing: the hot path (borrow, frame, release; write,
+// flush) must not allocate per message once the pools are warm.
+func TestLendingAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under the race detector")
+	}
+	pools := newBufPools()
+	m := newLentMsgReader(&loopReader{msg: msgOf('B', 60)}, pools)
+	w := newClientWriter(io.Discard, pools)
+	reply := msgOf('D', 120)
+	allocs := testing.AllocsPerRun(1000, func() {
+		m.release()
+		if _, _, err := m.next(MaxMessageSize); err != nil {
+			t.Fatal(err)
+		}
+		_, _ = w.Write(reply)
+		_ = w.Flush()
+	})
+	if allocs != 0 {
+		t.Fatalf("%.1f allocations per request, want 0", allocs)
+	}
+}
