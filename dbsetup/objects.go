@@ -208,6 +208,13 @@ $fn$`
 // the function needs no access to multigres tables. The policy casts the
 // context value to the column's type without its typmod, so a long value is
 // never truncated into a match with another tenant.
+// serialSequencesSQL lists the sequences behind tbl's serial and identity
+// columns, which protect grants to the tenant roles and unprotect revokes.
+const serialSequencesSQL = `SELECT DISTINCT pg_get_serial_sequence(tbl::text, a.attname)
+    FROM pg_attribute AS a
+    WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped
+      AND pg_get_serial_sequence(tbl::text, a.attname) IS NOT NULL`
+
 const createProtectSQL = `CREATE OR REPLACE FUNCTION public.multigres_protect(tbl regclass, col name, var text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql
@@ -259,10 +266,7 @@ BEGIN
   -- TRUNCATE ignores row level security.
   EXECUTE format('REVOKE TRUNCATE, REFERENCES, TRIGGER ON %s FROM %s', tbl, roles);
   FOR seq IN
-    SELECT DISTINCT pg_get_serial_sequence(tbl::text, a.attname)
-    FROM pg_attribute AS a
-    WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped
-      AND pg_get_serial_sequence(tbl::text, a.attname) IS NOT NULL
+    ` + serialSequencesSQL + `
   LOOP
     EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE %s TO %s', seq, roles);
   END LOOP;
@@ -285,10 +289,7 @@ BEGIN
   EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', tbl);
   EXECUTE format('REVOKE SELECT, INSERT, UPDATE, DELETE ON %s FROM %s', tbl, roles);
   FOR seq IN
-    SELECT DISTINCT pg_get_serial_sequence(tbl::text, a.attname)
-    FROM pg_attribute AS a
-    WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped
-      AND pg_get_serial_sequence(tbl::text, a.attname) IS NOT NULL
+    ` + serialSequencesSQL + `
   LOOP
     EXECUTE format('REVOKE USAGE, SELECT ON SEQUENCE %s FROM %s', seq, roles);
   END LOOP;

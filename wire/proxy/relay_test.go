@@ -13,35 +13,6 @@ import (
 	"github.com/multigres/proxy/internal/demo"
 )
 
-// superConn connects to the sample database as PostgreSQL's superuser,
-// around the proxy.
-func superConn(t *testing.T, dsn string) *pgx.Conn {
-	t.Helper()
-	c, err := pgx.Connect(context.Background(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(context.Background()) })
-	return c
-}
-
-// waitActive returns once PostgreSQL shows query running. pg_stat_activity
-// has no notification to wait on, so it polls.
-func waitActive(t *testing.T, su *pgx.Conn, query string) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		var n int
-		_ = su.QueryRow(context.Background(), "SELECT count(*) FROM pg_stat_activity WHERE query = $1 AND state = 'active'", query).Scan(&n)
-		if n == 1 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("query %q never started", query)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestCopyFromStdin covers the hand-over from the session goroutine reading
 // replies itself to the relay goroutine: after CopyInResponse the server
 // waits for the client's data, which only the session goroutine can read.

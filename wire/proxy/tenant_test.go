@@ -108,11 +108,7 @@ func TestTenantCannotWriteOthersRows(t *testing.T) {
 	if _, err := acme.Exec(ctx, "DELETE FROM contacts WHERE name = 'Carol'"); err != nil {
 		t.Fatal(err)
 	}
-	admin, err := pgx.Connect(ctx, env.Cluster.SuperDSN(demo.DB))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
+	admin := superConn(t, env.Cluster.SuperDSN(demo.DB))
 	var n int
 	if err := admin.QueryRow(ctx, "SELECT count(*) FROM contacts WHERE tenant_id = 'globex' AND name = 'Grace'").Scan(&n); err != nil || n != 1 {
 		t.Fatalf("globex's row after attacks: count=%d err=%v, want 1", n, err)
@@ -168,11 +164,7 @@ func TestLoginErrors(t *testing.T) {
 func TestTwoContextVariables(t *testing.T) {
 	env := sample(t)
 	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, env.Cluster.SuperDSN(demo.DB))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
+	admin := superConn(t, env.Cluster.SuperDSN(demo.DB))
 	for _, s := range []string{
 		`CREATE TABLE IF NOT EXISTS list_items (id serial PRIMARY KEY, list_id text NOT NULL, owner text NOT NULL, body text)`,
 		`ALTER TABLE list_items ENABLE ROW LEVEL SECURITY`,
