@@ -17,6 +17,12 @@ set -euo pipefail
 
 A=${A:-HEAD} B=${B:-.} ROUNDS=${ROUNDS:-5} T=${T:-5} MODE=${MODE:-prepared} SERVER_LEG=${SERVER_LEG:-tcp}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
+die() {
+	printf 'ab.sh: %s\n' "$*" >&2
+	exit 1
+}
 WORK=${WORKDIR:-$(mktemp -d /tmp/mgab.XXXXXX)}
 mkdir -p "$WORK/bin"
 chmod 755 "$WORK"
@@ -37,7 +43,8 @@ build() { # rev out
 	if [[ $1 == . ]]; then
 		(cd "$REPO" && go build -o "$2" ./cmd/multigres)
 	else
-		local src=$WORK/src-$(basename "$2")
+		local src
+		src=$WORK/src-$(basename "$2")
 		rm -rf "$src" && mkdir -p "$src"
 		git -C "$REPO" archive "$1" | tar -x -C "$src"
 		(cd "$src" && go build -o "$2" ./cmd/multigres)
@@ -50,15 +57,9 @@ build "$B" "$WORK/bin/b"
 
 ((EUID == 0)) && chown postgres "$WORK"
 "$WORK/bin/benchenv" -dir "$WORK" -tenants 16 -rows-per-tenant 1000 -pool-size 20 \
-	-server-socket=$([[ $SERVER_LEG == unix ]] && echo true || echo false) >"$WORK/benchenv.log" 2>&1 &
+	-server-socket="$([[ $SERVER_LEG == unix ]] && echo true || echo false)" >"$WORK/benchenv.log" 2>&1 &
 PIDS+=($!)
-for _ in $(seq 600); do
-	[[ -f $WORK/env.sh ]] && break
-	sleep 0.1
-done
-[[ -f $WORK/env.sh ]] || { echo "benchenv did not get ready: $(cat "$WORK/benchenv.log")"; exit 1; }
-# shellcheck source=/dev/null
-. "$WORK/env.sh"
+wait_env $!
 # B listens on the port benchenv set aside for mgprof.
 sed "s/^listen_port = $MG_PORT\$/listen_port = $MGPROF_PORT/" "$WORK/multigres.conf" >"$WORK/b.conf"
 "$WORK/bin/a" serve -config "$WORK/multigres.conf" 2>"$WORK/a.log" &
@@ -67,23 +68,13 @@ PIDS+=("$A_PID")
 "$WORK/bin/b" serve -config "$WORK/b.conf" 2>"$WORK/b.log" &
 B_PID=$!
 PIDS+=("$B_PID")
-for port in "$MG_PORT" "$MGPROF_PORT"; do
-	for _ in $(seq 300); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-		sleep 0.1
-	done
-done
+wait_port "$MG_PORT" "$A_PID" "build A"
+wait_port "$MGPROF_PORT" "$B_PID" "build B"
 cat >"$WORK/tenant.sql" <<EOF
 \set id random($ACME_LO, $ACME_HI)
 SELECT id, name, email FROM contacts WHERE id = :id;
 EOF
 
-HZ=$(getconf CLK_TCK)
-ticks() {
-	local st
-	read -ra st <"/proc/$1/stat"
-	echo $((st[13] + st[14]))
-}
 run() { # port secs -> tps
 	PGPASSWORD=$TENANT_PASSWORD pgbench -n -f "$WORK/tenant.sql" -M "$MODE" -c 16 -j 2 -T "$2" \
 		-h 127.0.0.1 -p "$1" -U app_user.acme "$DB" 2>&1 | awk '/^tps/ {print $3}'
@@ -96,10 +87,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	for v in a b; do
 		port=$MG_PORT pid=$A_PID
 		[[ $v == b ]] && port=$MGPROF_PORT pid=$B_PID
-		before=$(ticks "$pid")
+		before=$(cpu_us "$pid")
 		tps=$(run "$port" "$T")
-		after=$(ticks "$pid")
-		cpu=$(awk -v d=$((after - before)) -v hz="$HZ" -v tps="$tps" -v t="$T" 'BEGIN { printf "%.1f", d / hz * 1e6 / (tps * t) }')
+		after=$(cpu_us "$pid")
+		cpu=$(awk -v d=$((after - before)) -v tps="$tps" -v t="$T" 'BEGIN { printf "%.1f", d / (tps * t) }')
 		printf '%-6s %-6s %-9.0f %s\n' "$r" "${v^^}" "$tps" "$cpu"
 		printf '%s\t%s\t%s\n' "$v" "$tps" "$cpu" >>"$WORK/results.tsv"
 	done

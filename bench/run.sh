@@ -28,6 +28,8 @@ fi
 CLIENTS=16 THREADS=2 SCALE=10 TENANTS=16 ROWS_PER_TENANT=1000 WARM=2
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
 WORK=${WORKDIR:-$(mktemp -d /tmp/mgbench.XXXXXX)}
 mkdir -p "$WORK/bin" "$WORK/out"
 chmod 755 "$WORK" "$WORK/out"
@@ -122,33 +124,17 @@ fi
 SERVER_LEG=${SERVER_LEG:-tcp}
 [[ $SERVER_LEG == tcp || $SERVER_LEG == unix ]] || die "SERVER_LEG must be tcp or unix"
 ENV_CMD=("$BIN/benchenv" -dir "$WORK" -tenants "$TENANTS" -rows-per-tenant "$ROWS_PER_TENANT"
-	-max-client-conn $((IDLE_N + 1000)) -pool-size 20 -server-socket=$([[ $SERVER_LEG == unix ]] && echo true || echo false))
+	-max-client-conn $((IDLE_N + 1000)) -pool-size 20 -server-socket="$([[ $SERVER_LEG == unix ]] && echo true || echo false)")
 show "${ENV_CMD[@]}"
 "${ENV_CMD[@]}" >"$WORK/benchenv.log" 2>&1 &
 ENV_PID=$!
 PIDS+=("$ENV_PID:TERM")
-for _ in $(seq 600); do
-	[[ -f $WORK/env.sh ]] && break
-	kill -0 "$ENV_PID" 2>/dev/null || die "benchenv failed: $(cat "$WORK/benchenv.log")"
-	sleep 0.1
-done
-[[ -f $WORK/env.sh ]] || die "benchenv did not get ready in 60 s: $(cat "$WORK/benchenv.log")"
-# shellcheck source=/dev/null
-. "$WORK/env.sh"
+wait_env "$ENV_PID"
 export PGSSLMODE=disable PGDATABASE=$DB PGHOST=127.0.0.1
 
 show env PGPASSWORD="$SUPER_PASSWORD" pgbench -i -q -s "$SCALE" -p "$PG_PORT" -U postgres "$DB"
 PGPASSWORD=$SUPER_PASSWORD pgbench -i -q -s "$SCALE" -p "$PG_PORT" -U postgres "$DB" >"$WORK/pgbench-init.log" 2>&1 ||
 	die "pgbench -i failed: $(cat "$WORK/pgbench-init.log")"
-
-wait_port() { # port pid name
-	for _ in $(seq 300); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		kill -0 "$2" 2>/dev/null || die "$3 exited; see its log in $WORK"
-		sleep 0.1
-	done
-	die "$3 did not listen on port $1 within 30 s"
-}
 
 log "starting PgBouncer and Multigres"
 BOUNCER_CMD=(pgbouncer "$WORK/pgbouncer.ini")
@@ -254,14 +240,6 @@ target() {
 		;;
 	esac
 }
-
-cpu_us() { # utime+stime of a process in microseconds
-	local st
-	read -ra st <"/proc/$1/stat"
-	# Fields 14 and 15 (1-based) after a comm without spaces.
-	echo $(((st[13] + st[14]) * 1000000 / HZ))
-}
-HZ=$(getconf CLK_TCK)
 
 # pgb WORKLOAD TARGET SECONDS OUTFILE: one pgbench run; returns its status.
 pgb() {
