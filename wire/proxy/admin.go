@@ -261,15 +261,10 @@ func (s *Server) clientRows() [][]string {
 			rows = append(rows, []string{strconv.FormatUint(sess.id, 10), "", "", "", "", sess.conn.RemoteAddr().String(), "", "login"})
 			continue
 		}
-		sess.mu.Lock()
 		state := "idle"
-		switch {
-		case sess.sc != nil && (sess.pending > 0 || sess.open):
+		if sessionPhase(sess.phase.Load()) == phaseActive {
 			state = "active"
-		case sess.sc != nil:
-			state = "attached"
 		}
-		sess.mu.Unlock()
 		rows = append(rows, []string{strconv.FormatUint(sess.id, 10), info.user, info.db, info.role, info.tenant, info.addr,
 			info.since.UTC().Format(time.RFC3339), state})
 	}
@@ -425,16 +420,14 @@ func (s *Server) Connections() (clients, servers []ConnGroup) {
 		if role == "" {
 			role = info.user // bypass and admin users: bounded by configuration
 		}
-		sess.mu.Lock()
 		state := "idle"
 		switch {
 		case sess.waiting.Load():
 			state = "waiting"
-		case sess.sc != nil:
+		case sessionPhase(sess.phase.Load()) == phaseActive:
 			state = "active"
 			sv[key{info.db, role, "active"}]++
 		}
-		sess.mu.Unlock()
 		cl[key{info.db, role, state}]++
 	}
 	for _, p := range pools {

@@ -90,7 +90,7 @@ func (s *session) bypass(ctx context.Context, sm *pgproto3.StartupMessage) error
 			}
 			s.mu.Lock()
 			s.sc = &serverConn{pid: k.ProcessID, secret: k.SecretKey}
-			s.open = true // a bypass client may always cancel
+			s.alwaysCancel = true // the server connection is the client's own
 			s.mu.Unlock()
 			s.srv.registerCancel(s)
 			s.writeClient(&pgproto3.BackendKeyData{ProcessID: s.key.pid, SecretKey: []byte(s.key.secret)})

@@ -76,13 +76,15 @@ type serverConn struct {
 	db      string
 	created time.Time
 
+	// st is the connection's protocol state: what it owes, holds and
+	// carries. The pool and the session holding the connection read it;
+	// only the holder's relay changes it.
+	st *backend
+
 	// Owned by whoever holds the connection (pool or one session).
-	ctxKey   string          // the tenant context currently applied ("" = none)
-	prepared map[string]bool // server-side statement names prepared on it
+	ctxKey   string // the tenant context currently applied ("" = none)
 	lastUsed time.Time
-	broken   bool
 	dirty    bool // served a session-mode client: reset before reuse
-	reusable bool // at rest when its last client left
 }
 
 // open dials a server connection and takes over its socket from pgconn.
@@ -117,7 +119,7 @@ func (d *dialer) open(ctx context.Context, user, password, db string, params map
 		db:       db,
 		created:  time.Now(),
 		lastUsed: time.Now(),
-		prepared: map[string]bool{},
+		st:       newBackend(),
 	}, nil
 }
 

@@ -1,12 +1,51 @@
 // Package proxy accepts PostgreSQL clients, authenticates them, attaches a
 // server connection carrying their tenant context, and relays the protocol.
 //
+// # The model of a server connection
+//
+// Every pooled server connection has a backend (backend.go): the queue of
+// requests written to it whose replies have not all arrived (the client's
+// and the proxy's own: context query, DISCARD ALL, re-prepares), whether a
+// COPY is running, the transaction status, whether an extended-protocol
+// batch is open or being skipped after an error, and which prepared
+// statements it holds as the server confirmed them. The relay records each
+// request before writing it and matches each reply against the queue's
+// head. A connection goes back to the pool only when its backend is clean:
+// nothing owed, idle, no COPY, no unsynced batch, nothing broken. A reply
+// the model does not expect, a partial read or write, or a client that
+// leaves with work in flight closes the connection instead (after a cancel
+// when the server is still working), counted as ServerUnclean.
+//
+// # Goroutines and what each owns
+//
+//	goroutine          owns                                              started by
+//	Serve (per ln)     accepting                                         the daemon
+//	session            reading the client; writing to the server (sc.w); start
+//	                   the session's statement maps; sc between attach
+//	                   and detach when no reader runs
+//	reader (readServer) reading the server (sc.r); writing to the client; attach / resume
+//	                   releasing sc at a clean ReadyForQuery
+//	cancel (per request) delivering one CancelRequest                    a cancel connection's session
+//	pool maintenance   closing stale idle connections, min_pool_size     newPool
+//
+// The client writer (clientWriter) is shared by the session goroutine
+// (local answers, errors while detached) and the reader; it has its own
+// lock, and the attach states keep their turns apart: the session writes
+// to the client only while no reader runs or while the connection owes
+// nothing.
+//
+// # Attach states and locks
+//
+// session.mu guards the attachment (att, sc, unflushed, cancelling,
+// relayDone); setAttach is its only transition function (attach.go lists
+// the legal moves). backend.mu guards a connection's model. Lock order:
+// Server.mu, then session.mu, then backend.mu, then pool.mu. No lock is
+// held during network I/O; observers (SHOW CLIENTS, /metrics) read atomics
+// (session.phase, backend.outstanding) and take no session lock.
+//
 // # Limits and lifetimes
 //
 //   - A startup packet may be at most 10,000 bytes (PostgreSQL's
 //     MAX_STARTUP_PACKET_LENGTH); a frontend message at most MaxMessageSize.
 //   - Message slices returned by msgReader.next are valid until the next call.
-//   - One goroutine owns each client connection (the session), and while a
-//     server connection is attached, one more goroutine owns reading from that
-//     server and writing to the client. The session mutex guards the hand-over.
 package proxy

@@ -10,17 +10,18 @@ import (
 
 // SQLSTATE codes the proxy sends itself.
 const (
-	codeInvalidAuthorization = "28000" // invalid_authorization_specification
-	codeInvalidPassword      = "28P01" // invalid_password
-	codeInsufficientPriv     = "42501" // insufficient_privilege
-	codeProtocolViolation    = "08P01" // protocol_violation
-	codeConnectionFailure    = "08006" // connection_failure
-	codeCannotConnectNow     = "57P03" // cannot_connect_now
-	codeTooManyConnections   = "53300" // too_many_connections
-	codeQueryCanceled        = "57014" // query_canceled
-	codeAdminShutdown        = "57P01" // admin_shutdown
-	codeFeatureNotSupported  = "0A000" // feature_not_supported
-	codeInternal             = "XX000" // internal_error
+	codeInvalidAuthorization    = "28000" // invalid_authorization_specification
+	codeInvalidPassword         = "28P01" // invalid_password
+	codeInsufficientPriv        = "42501" // insufficient_privilege
+	codeProtocolViolation       = "08P01" // protocol_violation
+	codeConnectionFailure       = "08006" // connection_failure
+	codeCannotConnectNow        = "57P03" // cannot_connect_now
+	codeTooManyConnections      = "53300" // too_many_connections
+	codeQueryCanceled           = "57014" // query_canceled
+	codeAdminShutdown           = "57P01" // admin_shutdown
+	codeFeatureNotSupported     = "0A000" // feature_not_supported
+	codeInternal                = "XX000" // internal_error
+	codeInvalidSQLStatementName = "26000" // invalid_sql_statement_name
 )
 
 // clientError is an error the client must see with a given SQLSTATE. Errors

@@ -18,9 +18,13 @@ type metrics struct {
 	bytesIn      atomic.Uint64 // client to server
 	bytesOut     atomic.Uint64 // server to client
 	serverErrors atomic.Uint64 // server connections that failed to open or broke
-	waitCount    atomic.Uint64
-	waitSumNanos atomic.Uint64
-	waitBuckets  [len(WaitBuckets)]atomic.Uint64
+	// server connections closed instead of pooled because their state was
+	// not known to be clean (replies owed, a partial message, an
+	// unexpected reply)
+	uncleanCloses atomic.Uint64
+	waitCount     atomic.Uint64
+	waitSumNanos  atomic.Uint64
+	waitBuckets   [len(WaitBuckets)]atomic.Uint64
 
 	mu           sync.Mutex
 	authFailures map[string]uint64
@@ -51,6 +55,8 @@ func (m *metrics) poolWait(d time.Duration) {
 		}
 	}
 }
+
+func (m *metrics) uncleanClose(string) { m.uncleanCloses.Add(1) }
 
 func (m *metrics) tenantWait(failed bool) {
 	m.tenantWaits.Add(1)
@@ -87,6 +93,9 @@ type Counters struct {
 	BytesIn      uint64 // client to server
 	BytesOut     uint64 // server to client
 	ServerErrors uint64
+	// ServerUnclean counts server connections closed instead of pooled
+	// because the proxy could not vouch for their state.
+	ServerUnclean uint64
 	// Pool wait histogram: cumulative counts per WaitBuckets bound, total
 	// count and sum (seconds).
 	WaitBuckets   [len(WaitBuckets)]uint64
@@ -105,7 +114,7 @@ func (s *Server) Counters() Counters {
 	c := Counters{AuthFailures: map[string]uint64{}, Refusals: map[string]uint64{}, TLSVersions: map[uint16]uint64{},
 		TenantWaits: m.tenantWaits.Load(), TenantLimited: m.tenantLimits.Load(), ClientsTotal: m.clientsTotal.Load(),
 		Queries: m.queries.Load(), Transactions: m.transactions.Load(), BytesIn: m.bytesIn.Load(),
-		BytesOut: m.bytesOut.Load(), ServerErrors: m.serverErrors.Load(), WaitCount: m.waitCount.Load(),
+		BytesOut: m.bytesOut.Load(), ServerErrors: m.serverErrors.Load(), ServerUnclean: m.uncleanCloses.Load(), WaitCount: m.waitCount.Load(),
 		WaitSum: float64(m.waitSumNanos.Load()) / 1e9}
 	for i := range m.waitBuckets {
 		c.WaitBuckets[i] = m.waitBuckets[i].Load()

@@ -193,7 +193,7 @@ func (p *pool) release(sc *serverConn, reusable bool) {
 	p.mu.Lock()
 	p.active--
 	expired := p.limits.lifetime > 0 && time.Since(sc.created) > p.limits.lifetime
-	if !reusable || sc.broken || expired || p.closed || p.total > p.limits.size+p.limits.reserve {
+	if !reusable || sc.st.unsafe() != "" || expired || p.closed || p.total > p.limits.size+p.limits.reserve {
 		p.total--
 		p.wakeOne()
 		p.mu.Unlock()

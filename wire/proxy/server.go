@@ -151,20 +151,22 @@ func (s *Server) Update(opts Options) error {
 	if len(opts.ContextVariables) == 0 {
 		return errors.New("at least one context variable is required")
 	}
-	if opts.PoolMode == "" {
-		opts.PoolMode = "transaction"
-	}
+	// No defaults here: they live in daemon/config's key table, and a zero
+	// that means something there (auth_cache_ttl = 0: no caching) must
+	// reach the code that reads it.
 	if opts.PoolMode != "transaction" && opts.PoolMode != "session" {
 		return fmt.Errorf("pool_mode %q is not transaction or session", opts.PoolMode)
 	}
 	if opts.DefaultPoolSize <= 0 {
-		opts.DefaultPoolSize = 20
+		return fmt.Errorf("default_pool_size %d is not positive", opts.DefaultPoolSize)
 	}
-	if opts.AuthCacheTTL <= 0 {
-		opts.AuthCacheTTL = 10 * time.Second
+	if opts.AuthCacheTTL < 0 {
+		return fmt.Errorf("auth_cache_ttl %s is negative", opts.AuthCacheTTL)
 	}
+	// It is also a read deadline on server connections, where 0 would
+	// expire at once rather than mean "no limit".
 	if opts.ServerConnectTimeout <= 0 {
-		opts.ServerConnectTimeout = 15 * time.Second
+		return fmt.Errorf("server_connect_timeout %s is not positive", opts.ServerConnectTimeout)
 	}
 	g := &generation{opts: opts, guard: sqlguard.New(opts.ContextVariables), dial: &dialer{
 		host: opts.ServerHost, port: opts.ServerPort, timeout: opts.ServerConnectTimeout,
@@ -344,30 +346,6 @@ func (s *Server) cancelFor(ctx context.Context, key cancelKey) {
 		return
 	}
 	sess.cancelQuery(ctx)
-}
-
-// cancelQuery forwards a cancel to the attached server connection while the
-// client has work in flight. The connection is not released to another
-// client until the cancel has been delivered.
-func (s *session) cancelQuery(ctx context.Context) {
-	s.mu.Lock()
-	sc := s.sc
-	if sc == nil || (s.pending == 0 && !s.open) {
-		s.mu.Unlock()
-		return
-	}
-	s.cancelling++
-	s.mu.Unlock()
-	err := s.gen.dial.cancel(ctx, sc.pid, sc.secret)
-	s.mu.Lock()
-	s.cancelling--
-	s.cond.Broadcast()
-	s.mu.Unlock()
-	if err != nil {
-		s.log.Warn("forwarding a cancel request failed", "err", err)
-		return
-	}
-	s.log.Info("query cancel forwarded")
 }
 
 // Stats returns current counts.

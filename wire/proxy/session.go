@@ -2,13 +2,11 @@ package proxy
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"strings"
 	"sync"
@@ -50,33 +48,40 @@ type session struct {
 	txnMode  bool
 	pool     *pool
 
+	// The attachment: which server connection the session holds and in
+	// what state. Guarded by mu, which is never held during I/O; changed
+	// only through setAttach. Lock order: mu, then sc.st.mu.
 	mu         sync.Mutex
-	cond       *sync.Cond
-	sc         *serverConn // attached server connection, nil when detached
-	pending    int         // Query/Sync/FunctionCall sent, ReadyForQuery not yet seen
-	open       bool        // extended-protocol messages sent since the last Sync
-	txStatus   byte
-	cancelling int
-	ending     bool
-	lost       bool // a server connection failed under the session: it is ending
-	relayDone  chan struct{}
-	refusals   map[int]*sqlguard.Refusal
-	nextRefuse int
-	swallow    atomic.Int32 // injected Query responses still to drop
+	cond       *sync.Cond // signalled when cancelling drops
+	att        attachState
+	sc         *serverConn   // attached server connection, nil when detached
+	unflushed  bool          // the session goroutine wrote to sc.w since its last flush
+	cancelling int           // cancel requests being delivered for sc
+	relayDone  chan struct{} // closed when the current reader goroutine returns
+	// alwaysCancel lets a bypass client cancel whenever it likes: its server
+	// connection is its own.
+	alwaysCancel bool
 
-	stmts      map[string]preparedStmt    // client statement name -> server statement (transaction mode)
-	parseQ     []bool                     // per Parse in flight: true if the proxy added it
-	closeQ     []bool                     // per Close in flight: true if the proxy added it
-	clientKey  []byte                     // SCRAM ClientKey recovered from the client's proof
-	tls        *clientTLS                 // set by the client's TLS handshake; s.conn stays the raw socket
-	unflushed  bool                       // forward wrote to sc.w since the last flush
-	releaseDue bool                       // transaction ended while unflushed: release after the flush
-	id         uint64                     // shown by SHOW CLIENTS
-	scratch    []byte                     // reused for rewritten messages
-	waiting    atomic.Bool                // waiting for a server connection
-	info       atomic.Pointer[clientInfo] // set after login
-	tenantKey  string                     // role and values, for max_tenant_connections
-	slot       bool                       // holds a max_tenant_connections slot
+	// Owned by the session goroutine.
+	stmts      map[string]preparedStmt // client statement name -> server statement (transaction mode)
+	unnamed    []byte                  // the client's unnamed statement (Parse body after the name); nil = none
+	unnamedKey string                  // content key of unnamed
+	openBatch  bool                    // extended-protocol messages sent since the last Sync
+	clientKey  []byte                  // SCRAM ClientKey recovered from the client's proof
+	tls        *clientTLS              // set by the client's TLS handshake; s.conn stays the raw socket
+	scratch    []byte                  // reused for translated messages
+	subst      []byte                  // reused for stand-ins of refused statements
+	reqsBuf    []request               // reused for the model requests of one message
+	// Owned by the reader goroutine of the moment.
+	readScratch []byte
+
+	// Read by observers without locks.
+	id        uint64                     // shown by SHOW CLIENTS
+	phase     atomic.Int32               // a sessionPhase, for SHOW CLIENTS and metrics
+	waiting   atomic.Bool                // waiting for a server connection
+	info      atomic.Pointer[clientInfo] // set after login
+	tenantKey string                     // role and values, for max_tenant_connections
+	slot      bool                       // holds a max_tenant_connections slot (session goroutine)
 }
 
 // preparedStmt remembers a client's named Parse so that it can be prepared
@@ -272,7 +277,6 @@ func (s *session) tenantLogin(ctx context.Context, sm *pgproto3.StartupMessage) 
 	s.ctxKey = s.tenant.Key() + "\x01" + paramsKey(s.params)
 	s.pool = s.srv.poolFor(s.gen, s.db)
 	s.stmts = map[string]preparedStmt{}
-	s.refusals = map[int]*sqlguard.Refusal{}
 
 	// The first assignment is synchronous: the client must not see
 	// ReadyForQuery before its context is in place.
@@ -283,7 +287,7 @@ func (s *session) tenantLogin(ctx context.Context, sm *pgproto3.StartupMessage) 
 	}
 	statuses, err := s.applyContextSync(ctx, sc)
 	if err != nil {
-		sc.broken = true
+		sc.st.markBroken("the login's context assignment failed")
 		s.release(sc, false)
 		return err
 	}
@@ -306,7 +310,6 @@ func (s *session) tenantLogin(ctx context.Context, sm *pgproto3.StartupMessage) 
 	s.info.Store(&clientInfo{user: s.user, db: s.db, role: s.tenant.Role, tenant: strings.Join(s.tenant.Values, s.gen.opts.ValueSeparator),
 		addr: s.conn.RemoteAddr().String(), since: time.Now()})
 	s.log.Info("tenant connected")
-	s.txStatus = 'I'
 	if s.txnMode {
 		s.release(sc, true)
 		return nil
@@ -363,82 +366,6 @@ func (s *session) authenticate(ctx context.Context, role string) error {
 	return s.scramLogin(ver)
 }
 
-// applyContextSync resets sc if needed and applies the session's context,
-// waiting for the result. It returns the ParameterStatus values reported.
-func (s *session) applyContextSync(ctx context.Context, sc *serverConn) (map[string]string, error) {
-	n, err := s.writeContext(ctx, sc)
-	if err != nil {
-		return nil, err
-	}
-	if err := sc.w.Flush(); err != nil {
-		return nil, s.connectError(err)
-	}
-	// A server that never answers must not hold the login (or shutdown)
-	// forever.
-	_ = sc.conn.SetReadDeadline(time.Now().Add(s.gen.opts.ServerConnectTimeout))
-	defer sc.conn.SetReadDeadline(time.Time{})
-	statuses := map[string]string{}
-	var firstErr *pgproto3.ErrorResponse
-	for n > 0 {
-		typ, msg, err := sc.r.next(MaxMessageSize)
-		if err != nil {
-			return nil, s.connectError(err)
-		}
-		switch typ {
-		case 'S':
-			var ps pgproto3.ParameterStatus
-			if ps.Decode(body(msg)) == nil {
-				statuses[ps.Name] = ps.Value
-			}
-		case 'E':
-			if firstErr == nil {
-				firstErr = &pgproto3.ErrorResponse{}
-				_ = firstErr.Decode(body(msg))
-			}
-		case 'Z':
-			n--
-		}
-	}
-	if firstErr != nil {
-		s.log.Warn("applying the tenant context failed", "sqlstate", firstErr.Code, "err", firstErr.Message)
-		if firstErr.Code == "42P01" || firstErr.Code == "3F000" || firstErr.Code == "42704" {
-			return nil, s.connectError(errNotSetUp)
-		}
-		return nil, fatalf(codeInsufficientPriv, "multigres: could not set the tenant context: %s", firstErr.Message).
-			withHint("check that `multigres setup` ran with this role in tenant_roles")
-	}
-	return statuses, nil
-}
-
-// writeContext queues, without flushing, what sc needs to carry this
-// session's context: DISCARD ALL if it carried another, then the context.
-// It returns how many ReadyForQuery messages those queries will produce.
-func (s *session) writeContext(ctx context.Context, sc *serverConn) (int, error) {
-	if sc.ctxKey == s.ctxKey && !sc.dirty {
-		return 0, nil
-	}
-	key, err := s.srv.creds.Load().sealKey(ctx, s.db)
-	if err != nil {
-		return 0, s.connectError(err)
-	}
-	n := 0
-	if sc.ctxKey != "" || sc.dirty {
-		sc.w.Write(appendMsg(nil, 'Q', []byte("DISCARD ALL"), []byte{0}))
-		clear(sc.prepared)
-		n++
-	}
-	nonce, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	if err != nil {
-		return 0, fmt.Errorf("generating a seal nonce: %w", err)
-	}
-	q := contextSQL(s.tenant, key, sc.pid, nonce.Int64()+1, s.params)
-	sc.w.Write(appendMsg(nil, 'Q', []byte(q), []byte{0}))
-	n++
-	sc.ctxKey = s.ctxKey
-	sc.dirty = false
-	return n, nil
-}
-
 func contains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {
@@ -479,12 +406,6 @@ func (s *session) acquire(ctx context.Context) (*serverConn, error) {
 		return nil, s.connectError(err)
 	}
 	return sc, nil
-}
-
-// release returns sc to the pool and the tenant's slot.
-func (s *session) release(sc *serverConn, reusable bool) {
-	s.pool.release(sc, reusable)
-	s.releaseSlot()
 }
 
 func (s *session) releaseSlot() {

@@ -67,14 +67,19 @@ func quoteIdent(s string) string {
 }
 
 // contextSQL builds the statements that put a tenant context on a server
-// connection as server_user: the seal nonce, the parameters, the context
-// variables, the seal, and finally the role. Sent as one simple query, it
-// runs as one implicit transaction, so it applies completely or not at all.
-func contextSQL(ctx seal.Context, key []byte, pid uint32, nonce int64, params map[string]string) string {
+// connection as server_user: the seal nonce, a fresh random() seed, the
+// parameters, the context variables, the seal, and finally the role. Sent
+// as one simple query, it runs as one implicit transaction, so it applies
+// completely or not at all. The seed matters because DISCARD ALL keeps the
+// backend's random() state: without it, one tenant's setseed() would decide
+// the next tenant's random() on that backend.
+func contextSQL(ctx seal.Context, key []byte, pid uint32, nonce int64, seed float64, params map[string]string) string {
 	var b strings.Builder
 	b.WriteString("SELECT pg_catalog.setval('multigres.seal_nonce', ")
 	b.WriteString(strconv.FormatInt(nonce, 10))
-	b.WriteString(", true);")
+	b.WriteString(", true), pg_catalog.setseed(")
+	b.WriteString(strconv.FormatFloat(seed, 'g', 17, 64))
+	b.WriteString(");")
 	names := make([]string, 0, len(params))
 	for k := range params {
 		names = append(names, k)

@@ -1,0 +1,229 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// attachState is where a session stands with its server connection.
+type attachState uint8
+
+const (
+	// detached: no server connection (transaction mode between
+	// transactions).
+	detached attachState = iota
+	// attached: a server connection and the reader goroutine relaying its
+	// replies.
+	attached
+	// parked: the reader found the connection clean at a ReadyForQuery
+	// while the session goroutine had unflushed bytes for it; the reader
+	// stopped, and the session goroutine releases the connection after its
+	// flush, or resumes it if it wrote more.
+	parked
+	// lost: the server connection failed; the session is ending and never
+	// attaches another (the reader is telling the client).
+	lost
+	// ending: the client left or the session is closing.
+	ending
+)
+
+func (a attachState) String() string {
+	return [...]string{"detached", "attached", "parked", "lost", "ending"}[a]
+}
+
+// legalMoves lists, per state, the states it may change to.
+var legalMoves = [...][]attachState{
+	detached: {attached, ending},
+	attached: {detached, parked, lost, ending},
+	parked:   {attached, detached, lost, ending},
+	lost:     {ending},
+	ending:   {},
+}
+
+// sessionPhase is what observers see of a session, updated at every move.
+type sessionPhase int32
+
+const (
+	phaseIdle   sessionPhase = iota // no server connection
+	phaseActive                     // holds a server connection
+)
+
+// setAttach moves the session to state to. It is the only place the
+// attachment changes; an illegal move is a bug in the relay, which the
+// session survives by refusing the move (the caller then closes the
+// server connection rather than guess). Caller holds mu.
+func (s *session) setAttach(to attachState) error {
+	from := s.att
+	ok := false
+	for _, m := range legalMoves[from] {
+		ok = ok || m == to
+	}
+	if !ok {
+		s.log.Error("illegal attachment move", "from", from.String(), "to", to.String())
+		return fmt.Errorf("illegal attachment move from %s to %s", from, to)
+	}
+	s.att = to
+	wasAttached := from == attached || from == parked
+	isAttached := to == attached || to == parked
+	switch {
+	case isAttached && !wasAttached:
+		s.srv.metrics.attach()
+		s.phase.Store(int32(phaseActive))
+	case wasAttached && !isAttached:
+		s.srv.metrics.detach()
+		s.phase.Store(int32(phaseIdle))
+		s.sc = nil
+	}
+	return nil
+}
+
+// attach links sc to the session and starts the goroutine that relays its
+// output to the client.
+func (s *session) attach(sc *serverConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.setAttach(attached) != nil {
+		sc.st.markBroken("attached in the wrong state")
+		s.release(sc, false)
+		return
+	}
+	s.sc = sc
+	s.startReader(sc)
+}
+
+// startReader starts a reader goroutine for sc. Caller holds mu.
+func (s *session) startReader(sc *serverConn) {
+	done := make(chan struct{})
+	s.relayDone = done
+	go s.readServer(sc, done)
+}
+
+// attachNew acquires a server connection, queues what it needs to carry
+// this session's context, and attaches it.
+func (s *session) attachNew(ctx context.Context) error {
+	sc, err := s.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	if err := s.writeContext(ctx, sc); err != nil {
+		s.release(sc, false)
+		return err
+	}
+	s.attach(sc)
+	return nil
+}
+
+// releaseAtReady is the reader's check at a ReadyForQuery: in transaction
+// mode, a connection whose model is clean goes back to the pool. It
+// reports whether the reader should stop.
+func (s *session) releaseAtReady(sc *serverConn) bool {
+	if !s.txnMode || !sc.st.clean() {
+		return false
+	}
+	// The client must have everything before the connection serves
+	// someone else; flushing here, outside any lock, keeps the session's
+	// observers and cancel path free while a slow client reads.
+	_ = s.w.Flush() // a client that left is the session goroutine's to notice; sc stays clean
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// A cancel being delivered must reach this backend before it serves
+	// anyone else, or it could cancel the next client's query.
+	for s.cancelling > 0 {
+		s.cond.Wait()
+	}
+	if s.att != attached || !sc.st.clean() {
+		return false
+	}
+	if s.unflushed {
+		// The session goroutine is between writing and flushing; bytes of
+		// it are still in sc.w. It releases (or resumes) after its flush.
+		_ = s.setAttach(parked)
+		return true
+	}
+	_ = s.setAttach(detached)
+	s.release(sc, true)
+	return true
+}
+
+// afterFlush runs in the session goroutine after it flushed sc.w: a parked
+// connection goes back to the pool if still clean; if the session wrote a
+// message that expects replies, a reader resumes. Caller holds mu.
+func (s *session) afterFlush(sc *serverConn) {
+	if s.att != parked || s.sc != sc {
+		return
+	}
+	<-s.relayDone // the parked reader has returned (it only closes done)
+	if sc.st.clean() {
+		_ = s.setAttach(detached)
+		s.release(sc, true)
+		return
+	}
+	_ = s.setAttach(attached)
+	s.startReader(sc)
+}
+
+// end finishes the attachment when the session ends. A connection at rest
+// is returned (reset first in session mode); one that owes replies, holds
+// a partial message or is in any state the model cannot vouch for is
+// closed, after a cancel if the server is still working for the client
+// that left, so that abandoned work cannot hold a backend the pool has
+// already counted as free.
+func (s *session) end() {
+	s.mu.Lock()
+	from := s.att
+	sc, done := s.sc, s.relayDone
+	unflushed := s.unflushed
+	_ = s.setAttach(ending)
+	s.sc = nil
+	s.mu.Unlock()
+	switch from {
+	case detached, lost:
+		if done != nil {
+			// A reader that released or lost its connection may still be
+			// writing to the client; the session's goodbye comes after.
+			<-done
+		}
+		return
+	case attached:
+		// A past deadline wakes the reader; it sees the session ending and
+		// returns without touching sc.
+		_ = sc.conn.SetReadDeadline(time.Unix(1, 0))
+		<-done
+		_ = sc.conn.SetDeadline(time.Time{}) // clientGone may have set a write deadline
+	case parked:
+		<-done
+	default:
+		return
+	}
+	if unflushed || sc.w.Buffered() > 0 {
+		// Part of what the client sent is still in sc.w.
+		sc.st.markBroken("the client left with bytes unflushed")
+	}
+	why := sc.st.unsafe()
+	if why == "" && sc.r.buffered() == 0 {
+		sc.dirty = sc.dirty || !s.txnMode
+		s.release(sc, true)
+		return
+	}
+	s.srv.metrics.uncleanClose(why)
+	s.log.Info("closing the server connection instead of pooling it", "why", why)
+	if sc.st.busy() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := s.gen.dial.cancel(ctx, sc.pid, sc.secret); err != nil {
+			s.log.Warn("cancelling abandoned work failed", "err", err)
+		}
+		cancel()
+	}
+	s.release(sc, false)
+}
+
+// release returns sc to the pool and the tenant's slot. A connection whose
+// model is not clean is closed whatever the caller asked.
+func (s *session) release(sc *serverConn, reusable bool) {
+	if reusable && sc.st.unsafe() != "" {
+		reusable = false
+	}
+	s.pool.release(sc, reusable)
+	s.releaseSlot()
+}

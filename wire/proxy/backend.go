@@ -1,0 +1,407 @@
+package proxy
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// effect is what a request does to the prepared statements a server
+// connection holds, once the server has run it.
+type effect uint8
+
+const (
+	effNone        effect = iota
+	effCreate             // Parse of a named server statement
+	effClose              // Close of a named server statement
+	effUnnamed            // Parse of the unnamed statement; name is its content key
+	effDropUnnamed        // a simple Query or Close of "": the unnamed statement is gone
+	effDiscard            // DISCARD ALL: every statement is gone
+)
+
+// request is one message written to a server connection whose replies have
+// not all arrived. The queue of them is the model's core: every reply read
+// is matched against its head, in order, as PostgreSQL answers.
+type request struct {
+	typ byte // frontend message type
+	// own marks the proxy's own requests (context, reset, re-prepares):
+	// their replies never reach the client.
+	own bool
+	// context marks the tenant context query: an error in it ends the
+	// session, because the client must never run without its context.
+	context bool
+	eff     effect
+	name    string   // server statement name (effCreate, effClose) or unnamed content key
+	refusal *refusal // set when the message is a refused statement's stand-in
+	// emptyAs, for a stand-in empty Query, is the CommandComplete tag the
+	// client gets instead of EmptyQueryResponse (statements the proxy
+	// answers while earlier work is in flight).
+	emptyAs string
+	// skipped marks a request written after an extended-protocol error and
+	// before the Sync: the server ignores it and sends nothing for it.
+	skipped bool
+}
+
+// replyKind says what the reader does with one server message.
+type replyKind uint8
+
+const (
+	replyRelay      replyKind = iota // pass to the client
+	replyDrop                        // a reply to the proxy's own request
+	replyUnexpected                  // the model did not expect it: close the connection
+)
+
+// verdict is the model's answer for one server message.
+type verdict struct {
+	kind replyKind
+	req  request // the request the message answers (zero for async messages)
+	// done reports that the message completed req and it left the queue.
+	done bool
+	why  string // for replyUnexpected
+}
+
+// backend is the protocol state of one server connection: what it owes,
+// what it holds, what it carries. Every message the relay writes to the
+// connection is recorded with push before it is written, and every reply
+// read from it goes through reply. The connection may go back to the pool
+// only when clean says so; anything the model cannot account for makes it
+// unusable (fail closed).
+//
+// Locking: mu guards everything below; it is never held during I/O. The
+// session's mutex, when both are needed, is taken first.
+type backend struct {
+	mu sync.Mutex
+
+	q        []request // outstanding requests, oldest first
+	copyIn   bool      // the server is reading COPY data
+	copyOut  bool      // the server is sending COPY data
+	txStatus byte      // from the last ReadyForQuery
+	skipping bool      // an extended-protocol error: the server ignores messages until Sync
+	unsynced int       // extended-protocol messages written since the last Sync
+	broken   string    // why the connection can no longer be trusted ("" = it can)
+
+	// Statements as the writer sees them (what will exist once the
+	// outstanding requests have run) and as the server has confirmed them.
+	// They differ only while requests are outstanding; after an error the
+	// view is rebuilt from the confirmed set and the requests still queued.
+	view, confirmed       map[string]bool
+	unnamed, unnamedConfd string // content key of the unnamed statement ("" = none)
+
+	// outstanding mirrors len(q) for observers that must not take mu.
+	outstanding atomic.Int32
+}
+
+func newBackend() *backend {
+	return &backend{txStatus: txIdle, view: map[string]bool{}, confirmed: map[string]bool{}}
+}
+
+// push records requests about to be written, in write order.
+func (b *backend) push(reqs ...request) {
+	b.mu.Lock()
+	for _, r := range reqs {
+		b.pushLocked(r)
+	}
+	b.mu.Unlock()
+}
+
+func (b *backend) pushLocked(r request) {
+	switch r.typ {
+	case feSync:
+		b.unsynced = 0
+		b.skipping = false // the server stops skipping at this Sync
+	case feParse, feBind, feDescribe, feExecute, feClose:
+		b.unsynced++
+		if b.skipping {
+			r.skipped = true
+		}
+	}
+	b.q = append(b.q, r)
+	b.outstanding.Store(int32(len(b.q)))
+	if !r.skipped {
+		b.apply(r, b.view, &b.unnamed)
+	}
+}
+
+// apply changes a statement set as r does when it runs.
+func (b *backend) apply(r request, set map[string]bool, unnamed *string) {
+	switch r.eff {
+	case effCreate:
+		set[r.name] = true
+	case effClose:
+		delete(set, r.name)
+	case effUnnamed:
+		*unnamed = r.name
+	case effDropUnnamed:
+		*unnamed = ""
+	case effDiscard:
+		clear(set)
+		*unnamed = ""
+	}
+}
+
+// has reports whether the server statement will exist when the next
+// message written runs.
+func (b *backend) has(name string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.view[name]
+}
+
+// unnamedKey returns the content key of the unnamed statement the next
+// message written will find.
+func (b *backend) unnamedKey() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.unnamed
+}
+
+// pop removes the head request; ok means the server ran it, so its effect
+// is now confirmed.
+func (b *backend) pop(ok bool) request {
+	r := b.q[0]
+	b.q[0] = request{}
+	b.q = b.q[1:]
+	if len(b.q) == 0 {
+		b.q = b.q[:0:0] // let a long pipeline's array go
+	}
+	b.outstanding.Store(int32(len(b.q)))
+	if ok {
+		b.apply(r, b.confirmed, &b.unnamedConfd)
+	}
+	return r
+}
+
+// failBatch handles an error in an extended-protocol message: PostgreSQL
+// skips every message up to the next Sync. The skipped requests never run;
+// the statement view is rebuilt without them.
+func (b *backend) failBatch() {
+	if r := b.pop(false); r.eff == effUnnamed {
+		// PostgreSQL drops the old unnamed statement before parsing the new.
+		b.unnamedConfd = ""
+	}
+	for len(b.q) > 0 && b.q[0].typ != feSync {
+		b.pop(false)
+	}
+	if len(b.q) == 0 {
+		b.skipping = true // the Sync is not written yet: what comes before it is skipped
+	}
+	b.rebuildView()
+}
+
+func (b *backend) rebuildView() {
+	clear(b.view)
+	for k := range b.confirmed {
+		b.view[k] = true
+	}
+	b.unnamed = b.unnamedConfd
+	for _, r := range b.q {
+		if !r.skipped {
+			b.apply(r, b.view, &b.unnamed)
+		}
+	}
+}
+
+// reply matches one server message of type typ against the queue. status
+// is the ReadyForQuery status byte (0 for other types).
+func (b *backend) reply(typ, status byte) verdict {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch typ {
+	case beNoticeResponse, beNotificationResponse, beParameterStatus:
+		// Asynchronous: they may come at any time, and belong to whoever
+		// the connection serves.
+		if len(b.q) > 0 && b.q[0].own {
+			return verdict{kind: replyDrop}
+		}
+		return verdict{kind: replyRelay}
+	}
+	if b.broken != "" {
+		return verdict{kind: replyUnexpected, why: b.broken}
+	}
+	for len(b.q) > 0 && b.q[0].skipped {
+		b.pop(false)
+	}
+	if len(b.q) == 0 {
+		return b.unexpected(typ, 0)
+	}
+	r := b.q[0]
+	v := verdict{kind: replyRelay, req: r}
+	if r.own {
+		v.kind = replyDrop
+	}
+	if typ == beErrorResponse {
+		b.copyIn, b.copyOut = false, false
+		switch r.typ {
+		case feQuery, feSync, feFunctionCall:
+			// The ReadyForQuery that follows completes the request.
+		default:
+			b.failBatch()
+			v.done = true
+		}
+		return v
+	}
+	switch r.typ {
+	case feQuery:
+		switch typ {
+		case beReadyForQuery:
+			b.txStatus = status
+			b.copyIn, b.copyOut = false, false
+			// A simple Query drops the unnamed statement whether it
+			// succeeds or not, and DISCARD ALL cannot fail half way.
+			b.pop(true)
+			v.done = true
+		case beCopyInResponse:
+			b.copyIn = true
+		case beCopyOutResponse:
+			b.copyOut = true
+		case beCopyDone:
+			if !b.copyOut {
+				return b.unexpected(typ, r.typ)
+			}
+			b.copyOut = false
+		case beCopyData:
+			if !b.copyOut {
+				return b.unexpected(typ, r.typ)
+			}
+		case beCommandComplete:
+			b.copyIn = false
+		case beRowDescription, beDataRow, beEmptyQueryResponse:
+		default:
+			return b.unexpected(typ, r.typ)
+		}
+	case feParse:
+		if typ != beParseComplete {
+			return b.unexpected(typ, r.typ)
+		}
+		b.pop(true)
+		v.done = true
+	case feBind:
+		if typ != beBindComplete {
+			return b.unexpected(typ, r.typ)
+		}
+		b.pop(true)
+		v.done = true
+	case feDescribe:
+		switch typ {
+		case beParameterDescription:
+		case beRowDescription, beNoData:
+			b.pop(true)
+			v.done = true
+		default:
+			return b.unexpected(typ, r.typ)
+		}
+	case feExecute:
+		switch typ {
+		case beDataRow:
+		case beCommandComplete, beEmptyQueryResponse, bePortalSuspended:
+			b.copyIn, b.copyOut = false, false
+			b.pop(true)
+			v.done = true
+		case beCopyInResponse:
+			b.copyIn = true
+		case beCopyOutResponse:
+			b.copyOut = true
+		case beCopyData:
+			if !b.copyOut {
+				return b.unexpected(typ, r.typ)
+			}
+		case beCopyDone:
+			if !b.copyOut {
+				return b.unexpected(typ, r.typ)
+			}
+			b.copyOut = false
+		default:
+			return b.unexpected(typ, r.typ)
+		}
+	case feClose:
+		if typ != beCloseComplete {
+			return b.unexpected(typ, r.typ)
+		}
+		b.pop(true)
+		v.done = true
+	case feSync, feFunctionCall:
+		switch {
+		case typ == beReadyForQuery:
+			b.txStatus = status
+			b.pop(true)
+			v.done = true
+		case typ == beFunctionCallResponse && r.typ == feFunctionCall:
+		default:
+			return b.unexpected(typ, r.typ)
+		}
+	default:
+		return b.unexpected(typ, r.typ)
+	}
+	return v
+}
+
+func (b *backend) unexpected(typ, req byte) verdict {
+	why := fmt.Sprintf("server sent %q with no request outstanding", typ)
+	if req != 0 {
+		why = fmt.Sprintf("server sent %q in reply to %q", typ, req)
+	}
+	b.broken = why
+	return verdict{kind: replyUnexpected, why: why}
+}
+
+// markBroken records that the connection's byte stream can no longer be
+// trusted (a partial write or read, a failed flush).
+func (b *backend) markBroken(why string) {
+	b.mu.Lock()
+	if b.broken == "" {
+		b.broken = why
+	}
+	b.mu.Unlock()
+}
+
+// clean reports whether the connection may serve another client: nothing
+// owed, idle, no COPY, no unsynced extended-protocol batch, nothing broken.
+func (b *backend) clean() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.cleanLocked()
+}
+
+func (b *backend) cleanLocked() bool {
+	return len(b.q) == 0 && b.txStatus == txIdle && !b.copyIn && !b.copyOut && !b.skipping &&
+		b.unsynced == 0 && b.broken == ""
+}
+
+// busy reports whether the server is working on something (replies owed).
+func (b *backend) busy() bool { return b.outstanding.Load() > 0 }
+
+// status reports the transaction status of the last ReadyForQuery.
+func (b *backend) status() byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.txStatus
+}
+
+// unsafe explains why the connection may not be pooled ("" when clean).
+func (b *backend) unsafe() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.broken != "":
+		return b.broken
+	case len(b.q) > 0:
+		return fmt.Sprintf("%d requests still owed replies", len(b.q))
+	case b.copyIn || b.copyOut:
+		return "in COPY"
+	case b.unsynced > 0 || b.skipping:
+		return "extended-protocol batch without Sync"
+	case b.txStatus != txIdle:
+		return "inside a transaction block"
+	}
+	return ""
+}
+
+// forget drops every statement from both views, for a connection whose
+// server state is reset wholesale.
+func (b *backend) forget() {
+	b.mu.Lock()
+	clear(b.view)
+	clear(b.confirmed)
+	b.unnamed, b.unnamedConfd = "", ""
+	b.mu.Unlock()
+}
