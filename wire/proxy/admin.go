@@ -65,17 +65,17 @@ func (s *session) admin(ctx context.Context) error {
 			return nil
 		}
 		switch typ {
-		case 'X':
+		case feTerminate:
 			return nil
-		case 'Q':
+		case feQuery:
 			sql, _, _ := cstring(body(msg))
 			s.adminCommand(ctx, string(sql))
-		case 'S':
+		case feSync:
 			s.writeClient(&pgproto3.ReadyForQuery{TxStatus: 'I'})
 		default:
 			s.writeClient(&pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: codeFeatureNotSupported,
 				Message: "multigres: the admin console accepts simple queries only"})
-			if typ == 'P' || typ == 'B' || typ == 'E' || typ == 'D' {
+			if typ == feParse || typ == feBind || typ == feExecute || typ == feDescribe {
 				continue // the Sync that follows gets ReadyForQuery
 			}
 			s.writeClient(&pgproto3.ReadyForQuery{TxStatus: 'I'})
@@ -113,12 +113,12 @@ func (s *session) relayLogin(ctx context.Context, db string) error {
 			return fatalf(codeConnectionFailure, "multigres: the database server closed the connection during authentication")
 		}
 		switch typ {
-		case 'E':
+		case beErrorResponse:
 			_, _ = s.w.Write(msg)
 			_ = s.w.Flush()
 			s.srv.metrics.authFailure("admin")
 			return errors.New("admin login refused by the server")
-		case 'R':
+		case beAuthentication:
 			if len(msg) < 9 {
 				return fatalf(codeProtocolViolation, "invalid authentication request from the server")
 			}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -226,4 +227,44 @@ func (s *session) release(sc *serverConn, reusable bool) {
 	}
 	s.pool.release(sc, reusable)
 	s.releaseSlot()
+}
+
+// acquire takes a server connection from the pool, within the tenant's
+// max_tenant_connections.
+func (s *session) acquire(ctx context.Context) (*serverConn, error) {
+	o := s.gen.opts
+	if err := s.srv.waitResume(ctx); err != nil {
+		return nil, err
+	}
+	if o.MaxTenantConnections > 0 {
+		waited, err := s.srv.tenants.acquire(ctx, s.tenantKey, o.MaxTenantConnections, o.QueryWaitTimeout)
+		if waited {
+			s.srv.metrics.tenantWait(err != nil)
+		}
+		if err != nil {
+			return nil, err
+		}
+		s.slot = true
+	}
+	start := time.Now()
+	s.waiting.Store(true)
+	sc, err := s.pool.acquire(ctx, s.ctxKey)
+	s.waiting.Store(false)
+	s.srv.metrics.poolWait(time.Since(start))
+	if err != nil {
+		s.releaseSlot()
+		var ce *clientError
+		if !errors.As(err, &ce) {
+			s.srv.metrics.serverErrors.Add(1)
+		}
+		return nil, s.connectError(err)
+	}
+	return sc, nil
+}
+
+func (s *session) releaseSlot() {
+	if s.slot {
+		s.slot = false
+		s.srv.tenants.release(s.tenantKey)
+	}
 }

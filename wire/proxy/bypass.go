@@ -2,15 +2,11 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -83,7 +79,7 @@ func (s *session) bypass(ctx context.Context, sm *pgproto3.StartupMessage) error
 			return fatalf(codeConnectionFailure, "multigres: the server closed the connection during login")
 		}
 		switch typ {
-		case 'K':
+		case beBackendKeyData:
 			var k pgproto3.BackendKeyData
 			if err := k.Decode(body(msg)); err != nil {
 				return fatalf(codeProtocolViolation, "invalid BackendKeyData from the server")
@@ -94,12 +90,12 @@ func (s *session) bypass(ctx context.Context, sm *pgproto3.StartupMessage) error
 			s.mu.Unlock()
 			s.srv.registerCancel(s)
 			s.writeClient(&pgproto3.BackendKeyData{ProcessID: s.key.pid, SecretKey: []byte(s.key.secret)})
-		case 'E':
+		case beErrorResponse:
 			_, _ = s.w.Write(msg)
 			_ = s.w.Flush()
 			s.srv.metrics.authFailure("bypass")
 			return errors.New("login refused by the server")
-		case 'R':
+		case beAuthentication:
 			if len(msg) < 9 {
 				return fatalf(codeProtocolViolation, "invalid authentication request from the server")
 			}
@@ -121,7 +117,7 @@ func (s *session) bypass(ctx context.Context, sm *pgproto3.StartupMessage) error
 					return err
 				}
 			}
-		case 'Z':
+		case beReadyForQuery:
 			_, _ = s.w.Write(msg)
 			if err := s.w.Flush(); err != nil {
 				return err
@@ -160,7 +156,7 @@ func (s *session) relayAuth(sc *serverLeg, msg []byte, code uint32) error {
 	if err != nil {
 		return err
 	}
-	if code == authSASL && typ == 'p' && sc.tls != nil {
+	if code == authSASL && typ == fePassword && sc.tls != nil {
 		var init pgproto3.SASLInitialResponse
 		if err := init.Decode(body(cm)); err != nil {
 			return fatalf(codeProtocolViolation, "malformed SASL initial response")
@@ -247,7 +243,7 @@ func (s *session) serverSASL(sc *serverLeg, want uint32) ([]byte, error) {
 		return nil, fatalf(codeConnectionFailure, "multigres: the server closed the connection during login")
 	}
 	switch {
-	case typ == 'E':
+	case typ == beErrorResponse:
 		_, _ = s.w.Write(msg)
 		_ = s.w.Flush()
 		s.srv.metrics.authFailure("bypass")
@@ -255,7 +251,7 @@ func (s *session) serverSASL(sc *serverLeg, want uint32) ([]byte, error) {
 		_ = e.Decode(body(msg))
 		s.log.Warn("PostgreSQL refused the login made with the recovered key", "sqlstate", e.Code, "err", e.Message)
 		return nil, errors.New("login refused by the server")
-	case typ != 'R' || len(msg) < 9 || binary.BigEndian.Uint32(msg[5:9]) != want:
+	case typ != beAuthentication || len(msg) < 9 || binary.BigEndian.Uint32(msg[5:9]) != want:
 		return nil, fatalf(codeProtocolViolation, "unexpected message %q from the server during SCRAM", typ)
 	}
 	return append([]byte(nil), msg[9:]...), nil
@@ -276,107 +272,6 @@ func (s *session) keyLoginError(err error) error {
 		s.log.Error("logging in to PostgreSQL for the bypass user failed", "err", err)
 		return fatalf(codeConnectionFailure, "multigres: cannot log in to the database server").withCause(err)
 	}
-}
-
-// serverLeg is a bypass client's own connection to PostgreSQL.
-type serverLeg struct {
-	conn net.Conn  // the TLS connection when tls is set
-	tls  *tls.Conn // nil for plaintext
-	r    *msgReader
-}
-
-// dialServer connects to PostgreSQL for user, negotiating TLS as
-// server_tls_sslmode says, with the same meaning as for the pool's
-// connections (libpq's): prefer falls back to plaintext when the server
-// declines TLS or the handshake fails; require, verify-ca and verify-full
-// never do. Unix sockets never use TLS.
-func (s *session) dialServer(ctx context.Context, user, db string) (*serverLeg, error) {
-	g := s.gen
-	cfg, err := g.dial.config(user, "", db, nil)
-	if err != nil {
-		s.log.Error("bypass: building the server connection settings", "err", err)
-		return nil, fatalf(codeConnectionFailure, "multigres: cannot connect to the database server")
-	}
-	plainFallback := false
-	for _, fb := range cfg.Fallbacks {
-		plainFallback = plainFallback || fb.TLSConfig == nil
-	}
-	dctx, cancel := context.WithTimeout(ctx, g.opts.ServerConnectTimeout)
-	defer cancel()
-	leg, err := s.dialLeg(dctx, cfg.TLSConfig)
-	if err != nil && cfg.TLSConfig != nil && plainFallback && dctx.Err() == nil {
-		s.log.Info("bypass: TLS to the server failed; server_tls_sslmode = prefer falls back to plaintext", "err", err)
-		leg, err = s.dialLeg(dctx, nil)
-	}
-	if err != nil {
-		s.log.Warn("bypass: cannot reach the server", "err", err)
-		var ce *clientError
-		if errors.As(err, &ce) {
-			return nil, err
-		}
-		return nil, fatalf(codeConnectionFailure, "multigres: cannot connect to the database server")
-	}
-	if dl, ok := dctx.Deadline(); ok {
-		// Bounds the login; pipe clears it.
-		_ = leg.conn.SetDeadline(dl.Add(30 * time.Second))
-	}
-	return leg, nil
-}
-
-// errTLSDeclined means the server answered the SSLRequest with 'N'.
-var errTLSDeclined = errors.New("the database server does not accept TLS")
-
-// dialLeg opens one connection, with TLS when tcfg is set.
-func (s *session) dialLeg(ctx context.Context, tcfg *tls.Config) (*serverLeg, error) {
-	g := s.gen
-	network, addr := "tcp", net.JoinHostPort(g.dial.host, strconv.Itoa(g.dial.port))
-	if strings.HasPrefix(g.dial.host, "/") {
-		network, addr = "unix", fmt.Sprintf("%s/.s.PGSQL.%d", g.dial.host, g.dial.port)
-	}
-	var nd net.Dialer
-	raw, err := nd.DialContext(ctx, network, addr)
-	if err != nil {
-		return nil, fmt.Errorf("dialing %s: %w", addr, err)
-	}
-	if tcfg == nil {
-		return &serverLeg{conn: raw, r: newMsgReader(raw)}, nil
-	}
-	if dl, ok := ctx.Deadline(); ok {
-		_ = raw.SetDeadline(dl)
-	}
-	var req [8]byte
-	binary.BigEndian.PutUint32(req[0:4], 8)
-	binary.BigEndian.PutUint32(req[4:8], codeSSLRequest)
-	if _, err := raw.Write(req[:]); err != nil {
-		raw.Close()
-		return nil, fmt.Errorf("sending SSLRequest: %w", err)
-	}
-	// Exactly one byte, unbuffered: anything the server sent after it
-	// would otherwise be taken as coming over TLS (CVE-2021-23222).
-	var answer [1]byte
-	if _, err := io.ReadFull(raw, answer[:]); err != nil {
-		raw.Close()
-		return nil, fmt.Errorf("reading the answer to SSLRequest: %w", err)
-	}
-	switch answer[0] {
-	case 'S':
-	case 'N':
-		if mode := g.opts.ServerTLSMode; mode == "" || mode == "prefer" || mode == "allow" {
-			// Plaintext on the same connection, as libpq does.
-			return &serverLeg{conn: raw, r: newMsgReader(raw)}, nil
-		}
-		raw.Close()
-		return nil, fatalf(codeConnectionFailure, "multigres: the database server does not accept TLS (server_tls_sslmode = %s)", g.opts.ServerTLSMode).withCause(errTLSDeclined)
-	default:
-		raw.Close()
-		return nil, fmt.Errorf("unexpected answer %q to SSLRequest", answer[0])
-	}
-	tc := tls.Client(raw, tcfg)
-	if err := tc.HandshakeContext(ctx); err != nil {
-		raw.Close()
-		return nil, fmt.Errorf("TLS handshake with the database server: %w", err)
-	}
-	return &serverLeg{conn: tc, tls: tc, r: newMsgReader(tc)}, nil
 }
 
 // pipe copies both ways until either side closes.

@@ -252,7 +252,7 @@ func (s *session) scramLogin(ver scram.Verifier) error {
 	if err != nil {
 		return err
 	}
-	if typ != 'p' {
+	if typ != fePassword {
 		return fatalf(codeProtocolViolation, "expected SASL response, got message type %q", typ)
 	}
 	var init pgproto3.SASLInitialResponse
@@ -275,7 +275,7 @@ func (s *session) scramLogin(ver scram.Verifier) error {
 	if err != nil {
 		return err
 	}
-	if typ != 'p' {
+	if typ != fePassword {
 		return fatalf(codeProtocolViolation, "expected SASL response, got message type %q", typ)
 	}
 	var resp pgproto3.SASLResponse

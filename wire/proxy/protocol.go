@@ -18,6 +18,7 @@ const (
 	feQuery        = 'Q'
 	feSync         = 'S'
 	feTerminate    = 'X'
+	fePassword     = 'p' // PasswordMessage, SASLInitialResponse, SASLResponse
 
 	// Backend (server to client).
 	beAuthentication        = 'R'
