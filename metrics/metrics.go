@@ -67,13 +67,13 @@ const namespace = "multigres"
 type collector struct {
 	src Source
 
-	clients, clientsWaiting, servers, accepted         *prometheus.Desc
-	clientGroups, serverGroups                         *prometheus.Desc
-	poolWait                                           *prometheus.Desc
-	queries, transactions, bytes                       *prometheus.Desc
-	authFailures, refused, serverErrors, tlsHandshakes *prometheus.Desc
-	tenantWaits, tenantRejections                      *prometheus.Desc
-	reloads, reloadOK, configInfo, buildInfo           *prometheus.Desc
+	clients, clientsWaiting, servers, accepted                        *prometheus.Desc
+	clientGroups, serverGroups                                        *prometheus.Desc
+	poolWait                                                          *prometheus.Desc
+	queries, transactions, bytes                                      *prometheus.Desc
+	authFailures, refused, serverErrors, serverUnclean, tlsHandshakes *prometheus.Desc
+	tenantWaits, tenantRejections                                     *prometheus.Desc
+	reloads, reloadOK, configInfo, buildInfo                          *prometheus.Desc
 }
 
 func newCollector(src Source) *collector {
@@ -95,6 +95,7 @@ func newCollector(src Source) *collector {
 		authFailures:   d("auth_failures_total", "Client logins refused, by reason.", "reason"),
 		refused:        d("refused_statements_total", "Statements refused by the tenant isolation guard, by kind.", "kind"),
 		serverErrors:   d("server_connection_errors_total", "Server connections that failed to open or broke while in use."),
+		serverUnclean:  d("server_unclean_closes_total", "Server connections closed instead of pooled because their protocol state was not known to be clean."),
 		tlsHandshakes:  d("tls_handshakes_total", "Completed client TLS handshakes, by protocol version.", "version"),
 		tenantWaits:    d("tenant_limit_waits_total", "Server connection requests that waited because the tenant held max_tenant_connections."),
 		tenantRejections: d("tenant_limit_rejections_total",
@@ -111,7 +112,7 @@ func newCollector(src Source) *collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.clients, c.clientsWaiting, c.servers, c.accepted, c.clientGroups,
 		c.serverGroups, c.poolWait, c.queries, c.transactions, c.bytes, c.authFailures, c.refused,
-		c.serverErrors, c.tlsHandshakes, c.tenantWaits, c.tenantRejections, c.reloads, c.reloadOK,
+		c.serverErrors, c.serverUnclean, c.tlsHandshakes, c.tenantWaits, c.tenantRejections, c.reloads, c.reloadOK,
 		c.configInfo, c.buildInfo} {
 		ch <- d
 	}
@@ -153,6 +154,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.refused, ct.Refusals[k], k)
 	}
 	counter(c.serverErrors, ct.ServerErrors)
+	counter(c.serverUnclean, ct.ServerUnclean)
 	tlsCounts := map[string]uint64{}
 	for v, n := range ct.TLSVersions {
 		tlsCounts[tlsVersion(v)] += n

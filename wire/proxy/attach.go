@@ -117,33 +117,40 @@ func (s *session) attachNew(ctx context.Context) error {
 
 // releaseAtReady is the reader's check at a ReadyForQuery: in transaction
 // mode, a connection whose model is clean goes back to the pool. It
-// reports whether the reader should stop.
+// reports whether the reader should stop. The decision is taken before the
+// client is flushed, so a client that answers at once starts its next
+// transaction on whatever connection the pool gives it, as in PgBouncer;
+// the flush itself happens outside the lock, so a slow client holds no
+// observer and no cancel.
 func (s *session) releaseAtReady(sc *serverConn) bool {
 	if !s.txnMode || !sc.st.clean() {
 		return false
 	}
-	// The client must have everything before the connection serves
-	// someone else; flushing here, outside any lock, keeps the session's
-	// observers and cancel path free while a slow client reads.
-	_ = s.w.Flush() // a client that left is the session goroutine's to notice; sc stays clean
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	// A cancel being delivered must reach this backend before it serves
 	// anyone else, or it could cancel the next client's query.
 	for s.cancelling > 0 {
 		s.cond.Wait()
 	}
 	if s.att != attached || !sc.st.clean() {
+		s.mu.Unlock()
 		return false
 	}
 	if s.unflushed {
 		// The session goroutine is between writing and flushing; bytes of
 		// it are still in sc.w. It releases (or resumes) after its flush.
 		_ = s.setAttach(parked)
+		s.mu.Unlock()
+		_ = s.w.Flush()
 		return true
 	}
 	_ = s.setAttach(detached)
-	s.release(sc, true)
+	s.releaseSlot()
+	s.mu.Unlock()
+	// A client that left is the session goroutine's to notice; sc is
+	// clean either way.
+	_ = s.w.Flush()
+	s.pool.release(sc, sc.st.unsafe() == "")
 	return true
 }
 
