@@ -23,6 +23,7 @@ const (
 	KindSetupMissing     = "setup-missing"         // a multigres object or role is absent
 	KindUnprotectedTable = "unprotected-table"     // tenant-accessible relation without RLS enabled and forced
 	KindPolicy           = "policy"                // a policy lets tenant roles past the context check
+	KindPolicyMissing    = "policy-missing"        // a protected table has no isolation policy for a tenant role
 	KindTruncate         = "truncate-granted"      // TRUNCATE ignores row level security
 	KindUniqueOracle     = "unique-without-tenant" // unique key omits the tenant column: reveals other tenants' values
 	KindGeneratedKey     = "generated-key-without-tenant"
@@ -115,6 +116,7 @@ func (a *auditRun) run(ctx context.Context) error {
 		{"roles", a.roles},
 		{"tables", a.tables},
 		{"policies", a.policies},
+		{"isolation policies", a.isolation},
 		{"keys", a.keys},
 		{"views", a.views},
 		{"functions", a.functions},
@@ -444,6 +446,57 @@ func (a *auditRun) policies(ctx context.Context) error {
 	}
 	for _, r := range rows {
 		a.add(KindPolicy, r[0], "permissive policy %s applies to tenant roles but does not check multigres.context(); unsealed or forged context values pass it", r[1])
+	}
+	return nil
+}
+
+// isolation finds protected tables on which a tenant role has no permissive
+// policy left. PostgreSQL drops a policy whose only role is the one named in
+// DROP OWNED BY (whoever runs it: the table owner is not asked), and removes
+// that role from policies naming others too; DROP POLICY and ALTER POLICY
+// do the rest. Row level security stays forced, so the table fails closed
+// (every tenant of that role sees no rows and can insert none), but nothing
+// else reports it: the policy was the only record of the protection.
+// multigres_protect also set the tenant column's default to
+// multigres.context(), and that survives, so a table counts as protected
+// when it has such a default or a multigres_isolation policy. Partitions
+// inherit the default from their parent, whose policy is the one that
+// applies, so they count only through a policy of their own.
+func (a *auditRun) isolation(ctx context.Context) error {
+	if len(a.opts.TenantRoles) == 0 {
+		return nil
+	}
+	rows, err := a.rowsOf(ctx, `WITH prot AS (
+			SELECT c.oid, a.attname::text AS col
+			FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+			JOIN pg_attrdef AS d ON d.adrelid = c.oid
+			JOIN pg_attribute AS a ON a.attrelid = c.oid AND a.attnum = d.adnum AND NOT a.attisdropped
+			WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND NOT `+systemSchemasSQL+`
+			  AND pg_get_expr(d.adbin, d.adrelid) ~ 'multigres\.context\('
+			UNION
+			SELECT p.polrelid, CASE WHEN obj_description(p.oid, 'pg_policy') LIKE '{%'
+			                        THEN obj_description(p.oid, 'pg_policy')::json ->> 'column' END
+			FROM pg_policy AS p WHERE p.polname = $2)
+		SELECT pr.oid::regclass::text, r.rolname::text, coalesce(min(pr.col), '<tenant column>'),
+		       EXISTS (SELECT 1 FROM pg_policy AS p WHERE p.polrelid = pr.oid AND p.polname = $2)
+		FROM prot AS pr, pg_roles AS r
+		WHERE r.rolname = ANY ($1)
+		  AND NOT EXISTS (SELECT 1 FROM pg_policy AS p
+		                  WHERE p.polrelid = pr.oid AND p.polpermissive AND (0::oid = ANY (p.polroles) OR r.oid = ANY (p.polroles)))
+		GROUP BY pr.oid, r.rolname ORDER BY 1, 2`, a.opts.TenantRoles, policyName)
+	if err != nil {
+		return err
+	}
+	for _, r := range rows {
+		table, role, col := r[0], r[1], r[2]
+		fix := fmt.Sprintf("SELECT multigres_protect(%s, %s)", quoteLiteral(table), quoteLiteral(col))
+		if r[3] == "true" {
+			a.add(KindPolicyMissing, table, "policy %s no longer applies to tenant role %s (DROP OWNED BY %s removes the role from it, as does ALTER POLICY), so %s sees no rows in it: %s",
+				policyName, role, role, role, fix)
+			continue
+		}
+		a.add(KindPolicyMissing, table, "protected by multigres_protect (column %s defaults to multigres.context()) but no permissive policy applies to tenant role %s: policy %s is gone (DROP POLICY, or DROP OWNED BY a tenant role, which drops a policy whose only role it is), so %s sees no rows in it: %s",
+			col, role, policyName, role, fix)
 	}
 	return nil
 }

@@ -22,6 +22,11 @@
 //     ROUTINE … SET/RESET, ALTER ROLE/USER (any form: SET/RESET change a
 //     role's settings, PASSWORD changes the shared tenant role's password),
 //     ALTER DATABASE … SET/RESET and ALTER SYSTEM;
+//   - DROP OWNED, REASSIGN OWNED and ALTER DEFAULT PRIVILEGES, whose effect
+//     outlives the session and reaches every tenant: PostgreSQL lets a role
+//     DROP OWNED BY itself, and that drops every policy whose only role it
+//     is, whoever owns the table, so one tenant session would remove the
+//     isolation policies (every tenant then sees no rows);
 //   - LISTEN, UNLISTEN, NOTIFY, pg_notify() and CREATE RULE … NOTIFY:
 //     channels are shared by every tenant of the database;
 //   - SET session_replication_role: it switches off triggers, which

@@ -22,11 +22,14 @@ const (
 	FeaturePrepare
 	// FeatureTempTable is CREATE TEMP … or SELECT … INTO TEMP ….
 	FeatureTempTable
+	// FeatureDeallocate is SQL-level DEALLOCATE.
+	FeatureDeallocate
 )
 
 // featureNames returns the display names in bit order.
-func featureNames() [6]string {
-	return [6]string{"SET", "LISTEN", "WITH HOLD cursor", "session advisory lock", "PREPARE", "temporary table"}
+func featureNames() [7]string {
+	return [7]string{"SET", "LISTEN", "WITH HOLD cursor", "session advisory lock", "PREPARE", "temporary table",
+		"DEALLOCATE inside a longer query string (send it alone)"}
 }
 
 // Has reports whether f contains all of x.

@@ -19,6 +19,8 @@ func FuzzCheck(f *testing.F) {
 		"SET app . \"current_tenant_id\" = 1",
 		"SET U&\"app.current!005ftenant_id\" UESCAPE '!' = 1",
 		"/* /* */ SET ROLE x */ SELECT 1; DISCARD ALL",
+		"SELECT 'x'; DROP /* ; */ OWNED BY CURRENT_USER",
+		"SELECT $$;$$; REASSIGN OWNED BY a TO b; ALTER DEFAULT PRIVILEGES GRANT ALL ON TABLES TO PUBLIC",
 	} {
 		f.Add(s)
 	}
@@ -344,8 +346,12 @@ func refForbidden(st []refTok, contextVars []string) string {
 		}
 	}
 	switch word(0) {
-	case "do", "listen", "unlisten", "notify":
+	case "do", "listen", "unlisten", "notify", "reassign":
 		return word(0)
+	case "drop":
+		if word(1) == "owned" {
+			return "drop owned"
+		}
 	case "discard":
 		if word(1) == "all" || word(1) == "sequences" {
 			return "discard " + word(1)
@@ -359,11 +365,12 @@ func refForbidden(st []refTok, contextVars []string) string {
 			return "create " + word(k)
 		}
 	case "alter":
-		if word(1) == "system" || (word(1) == "role" || word(1) == "user") && word(2) != "mapping" {
+		if word(1) == "system" || word(1) == "default" || (word(1) == "role" || word(1) == "user") && word(2) != "mapping" {
 			return "alter " + word(1)
 		}
 	case "reset":
-		if word(1) == "all" || word(1) == "session" && word(2) == "authorization" {
+		// ALL is a reserved word: RESET all.x is a syntax error, not RESET ALL.
+		if word(1) == "all" && !dotAt(2) || word(1) == "session" && word(2) == "authorization" {
 			return "reset " + word(1)
 		}
 		if name := refSettingName(st[1:]); name == "all" || refProtected(name, contextVars) {
@@ -426,6 +433,7 @@ func TestReference(t *testing.T) {
 		"SET ROLE x", "set local role x", "RESET ALL", `SET "app"."current_tenant_id" = 1`,
 		"SELECT 1; SELECT pg_notify('a', 'b')", "SELECT E'x'\n'\\'';SET ROLE x", "create or replace procedure p()",
 		"SET SESSION AUTHORIZATION x", "DISCARD sequences", "SELECT $$ $$; DO $$ $$",
+		"drop /* x */ owned by current_user", "SELECT 1; REASSIGN OWNED BY a TO b", "ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO PUBLIC",
 	}
 	for _, s := range forbidden {
 		stmts, ok := refStatements(s)
@@ -437,7 +445,8 @@ func TestReference(t *testing.T) {
 			t.Errorf("reference misses %q", s)
 		}
 	}
-	allowed := []string{"SELECT 'SET ROLE x'", "SELECT E'x'\n'\\';SET ROLE x'", "SET session.x = 1", "/* /* */ SET ROLE x */"}
+	allowed := []string{"SELECT 'SET ROLE x'", "SELECT E'x'\n'\\';SET ROLE x'", "SET session.x = 1", "/* /* */ SET ROLE x */",
+		`DROP "owned" BY x`, "DROP TABLE owned"}
 	for _, s := range allowed {
 		stmts, ok := refStatements(s)
 		for _, st := range stmts {

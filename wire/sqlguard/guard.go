@@ -17,6 +17,9 @@ const (
 	KindAlterRoleSet         = "alter_role_set"           // ALTER ROLE/USER … SET/RESET
 	KindAlterDatabaseSet     = "alter_database_set"       // ALTER DATABASE … SET/RESET
 	KindAlterSystem          = "alter_system"             // ALTER SYSTEM
+	KindAlterDefaultPrivs    = "alter_default_privileges" // ALTER DEFAULT PRIVILEGES
+	KindDropOwned            = "drop_owned"               // DROP OWNED
+	KindReassignOwned        = "reassign_owned"           // REASSIGN OWNED
 	KindListen               = "listen"                   // LISTEN
 	KindUnlisten             = "unlisten"                 // UNLISTEN
 	KindNotify               = "notify"                   // NOTIFY, pg_notify(), rules that NOTIFY
@@ -308,7 +311,12 @@ func (w *walker) statement(t token) *Refusal {
 			return w.set()
 		}
 	case 4:
-		w.selectLike = equalFold(word, "with")
+		switch {
+		case equalFold(word, "with"):
+			w.selectLike = true
+		case equalFold(word, "drop"):
+			return w.drop()
+		}
 	case 5:
 		switch {
 		case equalFold(word, "reset"):
@@ -340,8 +348,21 @@ func (w *walker) statement(t token) *Refusal {
 			w.prepare()
 		}
 	case 8:
-		if equalFold(word, "unlisten") {
+		switch {
+		case equalFold(word, "unlisten"):
 			return notificationRefusal(KindUnlisten, "UNLISTEN")
+		case equalFold(word, "reassign"):
+			// REASSIGN OWNED is the only REASSIGN statement; anything else
+			// after the word is a syntax error, so no need to read on.
+			return &Refusal{Kind: KindReassignOwned, Message: "multigres: REASSIGN OWNED is not allowed in a tenant session:" +
+				" it changes who owns objects in the database every tenant shares, and the change outlives the session"}
+		}
+	case 10:
+		if equalFold(word, "deallocate") {
+			// The proxy answers a lone DEALLOCATE itself; one inside a
+			// longer query string would reach the server, where the
+			// client's statement names are not the server's.
+			w.feats |= FeatureDeallocate
 		}
 	}
 	return nil
@@ -578,6 +599,20 @@ func (w *walker) discard() *Refusal {
 	return nil // DISCARD PLANS, DISCARD TEMP
 }
 
+// drop refuses DROP OWNED [BY …]. PostgreSQL lets any role run DROP OWNED
+// BY itself, and it drops every policy whose only role is that role without
+// asking whether the caller owns the table: one tenant session would remove
+// the isolation policy of every protected table, and every tenant would see
+// no rows until multigres_protect runs again. OWNED is a keyword only when
+// unquoted, which w.kw checks; "owned" in quotes is a syntax error.
+func (w *walker) drop() *Refusal {
+	if w.kw(w.next(), "owned") {
+		return &Refusal{Kind: KindDropOwned, Message: "multigres: DROP OWNED is not allowed in a tenant session:" +
+			" it would drop the isolation policies (PostgreSQL drops a policy whose only role is the tenant role), leaving every tenant without rows"}
+	}
+	return nil
+}
+
 func (w *walker) create() *Refusal {
 	verb := "CREATE"
 	t := w.next()
@@ -614,6 +649,10 @@ func (w *walker) alter() *Refusal {
 	switch {
 	case w.kw(t, "system"):
 		return refuse(KindAlterSystem, "ALTER SYSTEM")
+	case w.kw(t, "default"):
+		// ALTER DEFAULT PRIVILEGES is the only statement of this shape.
+		return &Refusal{Kind: KindAlterDefaultPrivs, Message: "multigres: ALTER DEFAULT PRIVILEGES is not allowed in a tenant session:" +
+			" it leaves grants in the database, for objects created later, that outlive the session"}
 	case w.kw(t, "user") && w.kw(w.peek(), "mapping"):
 		return nil
 	case w.kw(t, "role"), w.kw(t, "user"):

@@ -142,6 +142,43 @@ func TestCheck(t *testing.T) {
 		{"alter database set", "ALTER DATABASE d SET app.current_tenant_id = 'x'", KindAlterDatabaseSet},
 		{"alter system", "ALTER SYSTEM SET work_mem = '1GB'", KindAlterSystem},
 
+		// Statements whose effect outlives the session and reaches every
+		// tenant: DROP OWNED drops the isolation policies.
+		{"drop owned by current_user", "DROP OWNED BY CURRENT_USER", KindDropOwned},
+		{"drop owned by the tenant role", "DROP OWNED BY app_user", KindDropOwned},
+		{"drop owned cascade", "drop owned by app_user, session_user cascade", KindDropOwned},
+		{"drop owned mixed case", "DrOp OwNeD bY CuRrEnT_uSeR", KindDropOwned},
+		{"drop owned quoted role", `DROP OWNED BY "app_user" RESTRICT`, KindDropOwned},
+		{"drop owned with a block comment", "DROP/**/OWNED/* x */BY CURRENT_USER", KindDropOwned},
+		{"drop owned with a nested comment", "DROP /* a /* b */ c */ OWNED BY CURRENT_USER", KindDropOwned},
+		{"drop owned with a line comment", "DROP -- x; SELECT 1\n OWNED BY CURRENT_USER", KindDropOwned},
+		{"drop owned over newlines", "DROP\n\tOWNED\r\nBY\nCURRENT_USER", KindDropOwned},
+		{"drop owned after a statement", "SELECT 1; DROP OWNED BY CURRENT_USER", KindDropOwned},
+		{"drop owned in a transaction", "BEGIN; SELECT 'x;'; DROP OWNED BY app_user; COMMIT", KindDropOwned},
+		{"drop owned after a dollar quote", "SELECT $$; DROP OWNED$$; DROP OWNED BY CURRENT_USER", KindDropOwned},
+		{"drop owned without by", "DROP OWNED", KindDropOwned},
+		{"reassign owned", "REASSIGN OWNED BY app_user TO postgres", KindReassignOwned},
+		{"reassign owned current_user", "reassign owned by current_user to session_user", KindReassignOwned},
+		{"reassign owned with comments", "REASSIGN/**/OWNED -- x\nBY app_user TO postgres", KindReassignOwned},
+		{"reassign after a statement", "SELECT 1;REASSIGN OWNED BY CURRENT_USER TO CURRENT_USER", KindReassignOwned},
+		{"alter default privileges", "ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO PUBLIC", KindAlterDefaultPrivs},
+		{"alter default privileges for role in schema", "ALTER DEFAULT PRIVILEGES FOR ROLE app_user IN SCHEMA public GRANT ALL ON TABLES TO PUBLIC", KindAlterDefaultPrivs},
+		{"alter default privileges revoke", "alter default privileges revoke execute on functions from public", KindAlterDefaultPrivs},
+		{"alter default privileges with comments", "ALTER /**/ DEFAULT -- x\n PRIVILEGES GRANT USAGE ON SCHEMAS TO PUBLIC", KindAlterDefaultPrivs},
+		{"alter default privileges after a statement", "SELECT 1; ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO PUBLIC", KindAlterDefaultPrivs},
+		// Keywords are keywords only unquoted: these are syntax errors for
+		// the server, so the guard lets the server reject them.
+		{"quoted owned", `DROP "owned" BY CURRENT_USER`, ""},
+		{"quoted drop", `"drop" OWNED BY CURRENT_USER`, ""},
+		{"quoted reassign", `"reassign" OWNED BY app_user TO postgres`, ""},
+		{"quoted default", `ALTER "default" PRIVILEGES GRANT SELECT ON TABLES TO PUBLIC`, ""},
+		{"drop owned as data", "SELECT 'DROP OWNED BY CURRENT_USER', $$REASSIGN OWNED$$ /* ALTER DEFAULT PRIVILEGES */", ""},
+		{"drop owned in a comment", "SELECT 1 -- ; DROP OWNED BY CURRENT_USER", ""},
+		{"drop table", "DROP TABLE IF EXISTS owned", ""},
+		{"drop policy is the database's job", "DROP POLICY multigres_isolation ON contacts", ""},
+		{"column named owned", "SELECT owned FROM t; DROP VIEW owned", ""},
+		{"alter table default", "ALTER TABLE t ALTER COLUMN c SET DEFAULT 1", ""},
+
 		// Notifications.
 		{"listen", "LISTEN chan", KindListen},
 		{"unlisten", "UNLISTEN *", KindUnlisten},
@@ -200,6 +237,12 @@ func TestRefusalMessages(t *testing.T) {
 		{`SET "APP"."CURRENT_TENANT_ID" = 'x'`, "multigres: SET app.current_tenant_id is not allowed in a tenant session: multigres sets it from the user name"},
 		{"LISTEN x", "multigres: LISTEN is not allowed in a tenant session: notifications are not available to tenant sessions"},
 		{"create or replace function f() returns int as 'select 1' language sql", "multigres: CREATE OR REPLACE FUNCTION is not allowed in a tenant session"},
+		{"drop owned by current_user", "multigres: DROP OWNED is not allowed in a tenant session: it would drop the isolation policies" +
+			" (PostgreSQL drops a policy whose only role is the tenant role), leaving every tenant without rows"},
+		{"REASSIGN OWNED BY app_user TO postgres", "multigres: REASSIGN OWNED is not allowed in a tenant session:" +
+			" it changes who owns objects in the database every tenant shares, and the change outlives the session"},
+		{"ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO PUBLIC", "multigres: ALTER DEFAULT PRIVILEGES is not allowed in a tenant session:" +
+			" it leaves grants in the database, for objects created later, that outlive the session"},
 	}
 	for _, tt := range tests {
 		r := g.Check(tt.sql)
@@ -238,6 +281,9 @@ func TestSessionFeatures(t *testing.T) {
 		{"CREATE TEMP TABLE t (a int)", FeatureTempTable},
 		{"CREATE LOCAL TEMPORARY TABLE t (a int)", FeatureTempTable},
 		{"SELECT 1 AS a INTO TEMP t", FeatureTempTable},
+		{"DEALLOCATE s1", FeatureDeallocate},
+		{"SELECT 1; deallocate all", FeatureDeallocate},
+		{"SELECT 'deallocate all'", 0},
 		{"CREATE TABLE t (a int)", 0},
 		{"INSERT INTO t VALUES (1)", 0},
 		{"SET search_path = x; LISTEN y; SELECT pg_advisory_lock(1)", FeatureSet | FeatureListen | FeatureAdvisoryLock},
