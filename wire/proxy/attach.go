@@ -148,20 +148,31 @@ func (s *session) releaseAtReady(sc *serverConn) bool {
 	s.releaseSlot()
 	s.mu.Unlock()
 	// A client that left is the session goroutine's to notice; sc is
-	// clean either way.
+	// clean either way (the pool checks its model once more).
 	_ = s.w.Flush()
-	s.pool.release(sc, sc.st.unsafe() == "")
+	s.pool.release(sc, true)
 	return true
 }
 
 // afterFlush runs in the session goroutine after it flushed sc.w: a parked
 // connection goes back to the pool if still clean; if the session wrote a
-// message that expects replies, a reader resumes. Caller holds mu.
+// message that expects replies, a reader resumes. It waits for the parked
+// reader (which may still be flushing to a slow client) without the lock.
 func (s *session) afterFlush(sc *serverConn) {
+	s.mu.Lock()
+	s.unflushed = false
 	if s.att != parked || s.sc != sc {
+		s.mu.Unlock()
 		return
 	}
-	<-s.relayDone // the parked reader has returned (it only closes done)
+	done := s.relayDone
+	s.mu.Unlock()
+	<-done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.att != parked || s.sc != sc || s.unflushed {
+		return
+	}
 	if sc.st.clean() {
 		_ = s.setAttach(detached)
 		s.release(sc, true)
@@ -193,14 +204,15 @@ func (s *session) end() {
 			<-done
 		}
 		return
-	case attached:
-		// A past deadline wakes the reader; it sees the session ending and
-		// returns without touching sc.
+	case attached, parked:
+		// Past deadlines wake the reader, whether it waits for the server
+		// or writes to a client that stopped reading; it sees the session
+		// ending and returns without touching sc.
 		_ = sc.conn.SetReadDeadline(time.Unix(1, 0))
+		_ = s.conn.SetWriteDeadline(time.Unix(1, 0))
 		<-done
 		_ = sc.conn.SetDeadline(time.Time{}) // clientGone may have set a write deadline
-	case parked:
-		<-done
+		_ = s.conn.SetWriteDeadline(time.Time{})
 	default:
 		return
 	}

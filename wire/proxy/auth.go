@@ -21,7 +21,8 @@ type credentials struct {
 	user     string
 	password string
 	dbname   string // fixed lookup database, or "" for the client's database
-	ttl      time.Duration
+	// ttl 0: every login looks the verifier up afresh.
+	ttl time.Duration
 
 	mu    sync.Mutex
 	conns map[string]*lookupConn
@@ -55,20 +56,27 @@ func (c *credentials) lookupDB(db string) string {
 func (c *credentials) verifier(ctx context.Context, db, role string) (string, error) {
 	db = c.lookupDB(db)
 	k := [2]string{db, role}
-	c.mu.Lock()
-	if v, ok := c.cache[k]; ok && time.Now().Before(v.expires) {
+	// ttl 0 (auth_cache_ttl = 0) turns caching off: nothing is stored, so
+	// no clock granularity can let an entry expiring "now" be reused.
+	caching := c.ttl > 0
+	if caching {
+		c.mu.Lock()
+		v, ok := c.cache[k]
 		c.mu.Unlock()
-		return v.verifier, nil
+		if ok && time.Now().Before(v.expires) {
+			return v.verifier, nil
+		}
 	}
-	c.mu.Unlock()
 	res, err := c.query(ctx, db, "SELECT multigres.lookup_verifier($1)", [][]byte{[]byte(role)}, 0)
 	if err != nil {
 		return "", err
 	}
 	v := string(res)
-	c.mu.Lock()
-	c.cache[k] = cachedVerifier{verifier: v, expires: time.Now().Add(c.ttl)}
-	c.mu.Unlock()
+	if caching {
+		c.mu.Lock()
+		c.cache[k] = cachedVerifier{verifier: v, expires: time.Now().Add(c.ttl)}
+		c.mu.Unlock()
+	}
 	return v, nil
 }
 

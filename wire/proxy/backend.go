@@ -72,7 +72,8 @@ type verdict struct {
 type backend struct {
 	mu sync.Mutex
 
-	q        []request // outstanding requests, oldest first
+	q        []request // outstanding requests, oldest first, from q[head]
+	head     int
 	copyIn   bool      // the server is reading COPY data
 	copyOut  bool      // the server is sending COPY data
 	txStatus byte      // from the last ReadyForQuery
@@ -116,7 +117,7 @@ func (b *backend) pushLocked(r request) {
 		}
 	}
 	b.q = append(b.q, r)
-	b.outstanding.Store(int32(len(b.q)))
+	b.outstanding.Store(int32(len(b.q) - b.head))
 	if !r.skipped {
 		b.apply(r, b.view, &b.unnamed)
 	}
@@ -158,13 +159,18 @@ func (b *backend) unnamedKey() string {
 // pop removes the head request; ok means the server ran it, so its effect
 // is now confirmed.
 func (b *backend) pop(ok bool) request {
-	r := b.q[0]
-	b.q[0] = request{}
-	b.q = b.q[1:]
-	if len(b.q) == 0 {
-		b.q = b.q[:0:0] // let a long pipeline's array go
+	r := b.q[b.head]
+	b.q[b.head] = request{}
+	b.head++
+	if b.head == len(b.q) {
+		// Empty: reuse the array from the start (no allocation per
+		// transaction), unless a long pipeline grew it.
+		b.q, b.head = b.q[:0], 0
+		if cap(b.q) > 64 {
+			b.q = nil
+		}
 	}
-	b.outstanding.Store(int32(len(b.q)))
+	b.outstanding.Store(int32(len(b.q) - b.head))
 	if ok {
 		b.apply(r, b.confirmed, &b.unnamedConfd)
 	}
@@ -179,10 +185,10 @@ func (b *backend) failBatch() {
 		// PostgreSQL drops the old unnamed statement before parsing the new.
 		b.unnamedConfd = ""
 	}
-	for len(b.q) > 0 && b.q[0].typ != feSync {
+	for b.pending() > 0 && b.q[b.head].typ != feSync {
 		b.pop(false)
 	}
-	if len(b.q) == 0 {
+	if b.pending() == 0 {
 		b.skipping = true // the Sync is not written yet: what comes before it is skipped
 	}
 	b.rebuildView()
@@ -194,7 +200,7 @@ func (b *backend) rebuildView() {
 		b.view[k] = true
 	}
 	b.unnamed = b.unnamedConfd
-	for _, r := range b.q {
+	for _, r := range b.q[b.head:] {
 		if !r.skipped {
 			b.apply(r, b.view, &b.unnamed)
 		}
@@ -210,7 +216,7 @@ func (b *backend) reply(typ, status byte) verdict {
 	case beNoticeResponse, beNotificationResponse, beParameterStatus:
 		// Asynchronous: they may come at any time, and belong to whoever
 		// the connection serves.
-		if len(b.q) > 0 && b.q[0].own {
+		if b.pending() > 0 && b.q[b.head].own {
 			return verdict{kind: replyDrop}
 		}
 		return verdict{kind: replyRelay}
@@ -218,13 +224,13 @@ func (b *backend) reply(typ, status byte) verdict {
 	if b.broken != "" {
 		return verdict{kind: replyUnexpected, why: b.broken}
 	}
-	for len(b.q) > 0 && b.q[0].skipped {
+	for b.pending() > 0 && b.q[b.head].skipped {
 		b.pop(false)
 	}
-	if len(b.q) == 0 {
+	if b.pending() == 0 {
 		return b.unexpected(typ, 0)
 	}
-	r := b.q[0]
+	r := b.q[b.head]
 	v := verdict{kind: replyRelay, req: r}
 	if r.own {
 		v.kind = replyDrop
@@ -363,9 +369,12 @@ func (b *backend) clean() bool {
 }
 
 func (b *backend) cleanLocked() bool {
-	return len(b.q) == 0 && b.txStatus == txIdle && !b.copyIn && !b.copyOut && !b.skipping &&
+	return b.pending() == 0 && b.txStatus == txIdle && !b.copyIn && !b.copyOut && !b.skipping &&
 		b.unsynced == 0 && b.broken == ""
 }
+
+// pending is the number of outstanding requests. Caller holds mu.
+func (b *backend) pending() int { return len(b.q) - b.head }
 
 // busy reports whether the server is working on something (replies owed).
 func (b *backend) busy() bool { return b.outstanding.Load() > 0 }
@@ -384,8 +393,8 @@ func (b *backend) unsafe() string {
 	switch {
 	case b.broken != "":
 		return b.broken
-	case len(b.q) > 0:
-		return fmt.Sprintf("%d requests still owed replies", len(b.q))
+	case b.pending() > 0:
+		return fmt.Sprintf("%d requests still owed replies", b.pending())
 	case b.copyIn || b.copyOut:
 		return "in COPY"
 	case b.unsynced > 0 || b.skipping:

@@ -210,10 +210,7 @@ func (s *session) flushServer() error {
 	if err != nil {
 		sc.st.markBroken("flushing to the server failed") // bufio keeps the error and the unsent bytes
 	}
-	s.mu.Lock()
-	s.unflushed = false
 	s.afterFlush(sc)
-	s.mu.Unlock()
 	if err != nil {
 		// The reader sees the same failure and reports it.
 		return fmt.Errorf("writing to the server: %w", err)

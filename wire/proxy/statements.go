@@ -196,7 +196,13 @@ func (s *session) ensureUnnamed(sc *serverConn, out []byte, reqs []request) ([]b
 // context query's replies to nobody.
 func (s *session) answerLocally(typ byte, msg []byte, stream bool, total int) (bool, error) {
 	switch typ {
-	case feSync, feFlush, feCopyData, feCopyDone, feCopyFail, feQuery:
+	case feSync, feFlush, feCopyData, feCopyDone, feCopyFail:
+	case feQuery:
+		// Only two statements are answered here; most queries need not
+		// take the lock to find that out.
+		if !mayAnswerQuery(msg) {
+			return false, nil
+		}
 	default:
 		return false, nil
 	}
@@ -241,6 +247,21 @@ func (s *session) answerLocally(typ byte, msg []byte, stream bool, total int) (b
 	}
 	s.writeClient(&pgproto3.ReadyForQuery{TxStatus: txIdle})
 	return true, s.w.Flush()
+}
+
+// mayAnswerQuery is a cheap first look for a lone DISCARD ALL or
+// DEALLOCATE: the first letter after leading white space.
+func mayAnswerQuery(msg []byte) bool {
+	for _, c := range body(msg) {
+		switch c {
+		case ' ', '\t', '\n', '\r', '\f':
+			continue
+		case 'd', 'D':
+			return true
+		}
+		return false
+	}
+	return false
 }
 
 type discard struct{}
