@@ -146,6 +146,7 @@ func (s *session) releaseAtReady(sc *serverConn) bool {
 	}
 	_ = s.setAttach(detached)
 	s.releaseSlot()
+	_ = s.armIdleLocked()
 	s.mu.Unlock()
 	// A client that left is the session goroutine's to notice; sc is
 	// clean either way (the pool checks its model once more).

@@ -132,6 +132,7 @@ func (s *session) readServer(sc *serverConn, done chan struct{}) {
 			if s.releaseAtReady(sc) {
 				return
 			}
+			s.armIdle()
 		}
 	}
 }

@@ -218,26 +218,37 @@ func (s *session) flushServer() error {
 	return nil
 }
 
-// clientStatus is the transaction status the client last saw.
-func (s *session) clientStatus() byte {
-	s.mu.Lock()
-	sc := s.sc
-	s.mu.Unlock()
-	if sc == nil {
-		return txIdle
-	}
-	return sc.st.status()
-}
-
+// setIdleDeadline arms the client's read deadline before the session
+// goroutine waits for the client.
 func (s *session) setIdleDeadline(clientIdle, idleTx time.Duration) error {
 	if clientIdle <= 0 && idleTx <= 0 {
 		return nil
 	}
-	st := s.clientStatus()
-	inTx := st == txInTx || st == txFailed
-	d := clientIdle
-	if inTx && idleTx > 0 {
-		d = idleTx
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.armIdleLocked()
+}
+
+// armIdleLocked sets the client's read deadline from the attachment's real
+// state: none while replies are owed (a client waiting for a slow query is
+// not idle), idle_transaction_timeout inside a transaction block,
+// client_idle_timeout otherwise. The reader calls it again at every
+// ReadyForQuery, because the status a statement leaves is known only then.
+// Caller holds mu, so the two goroutines' settings cannot cross.
+func (s *session) armIdleLocked() error {
+	o := s.gen.opts
+	if o.ClientIdleTimeout <= 0 && o.IdleTransactionTimeout <= 0 {
+		return nil
+	}
+	d := o.ClientIdleTimeout
+	if sc := s.sc; sc != nil && s.att != ending && s.att != lost {
+		st := sc.st.status()
+		switch {
+		case sc.st.busy():
+			d = 0
+		case (st == txInTx || st == txFailed) && o.IdleTransactionTimeout > 0:
+			d = o.IdleTransactionTimeout
+		}
 	}
 	if d <= 0 {
 		return s.conn.SetReadDeadline(time.Time{})
@@ -245,10 +256,25 @@ func (s *session) setIdleDeadline(clientIdle, idleTx time.Duration) error {
 	return s.conn.SetReadDeadline(time.Now().Add(d))
 }
 
+// armIdle is armIdleLocked for the reader.
+func (s *session) armIdle() {
+	o := s.gen.opts
+	if o.ClientIdleTimeout <= 0 && o.IdleTransactionTimeout <= 0 {
+		return
+	}
+	s.mu.Lock()
+	_ = s.armIdleLocked()
+	s.mu.Unlock()
+}
+
 func (s *session) idleError(clientIdle, idleTx time.Duration) error {
-	st := s.clientStatus()
-	inTx := st == txInTx || st == txFailed
-	if inTx && idleTx > 0 {
+	s.mu.Lock()
+	st := byte(txIdle)
+	if s.sc != nil {
+		st = s.sc.st.status()
+	}
+	s.mu.Unlock()
+	if (st == txInTx || st == txFailed) && idleTx > 0 {
 		return fatalf(codeAdminShutdown, "multigres: closing the connection: idle in transaction longer than idle_transaction_timeout (%s)", idleTx)
 	}
 	return fatalf(codeAdminShutdown, "multigres: closing the connection: idle longer than client_idle_timeout (%s)", clientIdle)
