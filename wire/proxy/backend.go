@@ -74,12 +74,12 @@ type backend struct {
 
 	q        []request // outstanding requests, oldest first, from q[head]
 	head     int
-	copyIn   bool      // the server is reading COPY data
-	copyOut  bool      // the server is sending COPY data
-	txStatus byte      // from the last ReadyForQuery
-	skipping bool      // an extended-protocol error: the server ignores messages until Sync
-	unsynced int       // extended-protocol messages written since the last Sync
-	broken   string    // why the connection can no longer be trusted ("" = it can)
+	copyIn   bool   // the server is reading COPY data
+	copyOut  bool   // the server is sending COPY data
+	txStatus byte   // from the last ReadyForQuery
+	skipping bool   // an extended-protocol error: the server ignores messages until Sync
+	unsynced int    // extended-protocol messages written since the last Sync
+	broken   string // why the connection can no longer be trusted ("" = it can)
 
 	// Statements as the writer sees them (what will exist once the
 	// outstanding requests have run) and as the server has confirmed them.
