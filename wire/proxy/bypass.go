@@ -276,6 +276,7 @@ func (s *session) keyLoginError(err error) error {
 
 // pipe copies both ways until either side closes.
 func (s *session) pipe(sc *serverLeg) error {
+	s.piping.Store(true)
 	_ = s.conn.SetDeadline(time.Time{})
 	_ = sc.conn.SetDeadline(time.Time{})
 	client := s.clientConn()

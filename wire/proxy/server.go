@@ -292,10 +292,13 @@ func (s *Server) start(conn net.Conn) {
 		return
 	}
 	if g.opts.MaxClientConn > 0 && len(s.sessions) >= g.opts.MaxClientConn {
+		s.wg.Add(1)
 		s.mu.Unlock()
 		s.metrics.authFailure("max_client_conn")
-		sess.fail(fatalf(codeTooManyConnections, "multigres: too many client connections (max_client_conn = %d)", g.opts.MaxClientConn))
-		conn.Close()
+		go func() {
+			defer s.wg.Done()
+			sess.refuseFull(s.ctx, g.opts.MaxClientConn)
+		}()
 		return
 	}
 	s.nextID++
@@ -396,16 +399,23 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// Close closes listeners and every client connection at once and waits for
-// their goroutines. It is safe to call more than once.
+// Close tells every client the proxy is shutting down, closes listeners and
+// client connections, and waits for their goroutines. It is safe to call
+// more than once.
 func (s *Server) Close() error {
 	s.stopListening()
 	s.cancel()
 	s.mu.Lock()
+	sessions := make([]*session, 0, len(s.sessions))
 	for sess := range s.sessions {
-		sess.conn.Close()
+		sessions = append(sessions, sess)
 	}
 	s.mu.Unlock()
+	var bye sync.WaitGroup
+	for _, sess := range sessions {
+		bye.Go(sess.goodbye)
+	}
+	bye.Wait()
 	s.wg.Wait()
 	s.closePools()
 	return nil

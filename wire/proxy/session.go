@@ -73,6 +73,7 @@ type session struct {
 	id        uint64                     // shown by SHOW CLIENTS
 	phase     atomic.Int32               // a sessionPhase, for SHOW CLIENTS and metrics
 	waiting   atomic.Bool                // waiting for a server connection
+	piping    atomic.Bool                // a bypass relay copies raw bytes to the client
 	info      atomic.Pointer[clientInfo] // set after login
 	tenantKey string                     // role and values, for max_tenant_connections
 	slot      bool                       // holds a max_tenant_connections slot (session goroutine)
@@ -96,6 +97,36 @@ func (s *session) writeClient(msg pgproto3.BackendMessage) {
 func (s *session) fail(err error) {
 	s.writeClient(errorResponse(err))
 	_ = s.w.Flush()
+}
+
+// goodbye tells the client the proxy is shutting down and closes its
+// connection; the session's goroutines then end. The client writer's lock
+// keeps the message whole between the relay's messages, and the deadline
+// keeps a client that does not read from holding the shutdown.
+func (s *session) goodbye() {
+	if s.piping.Load() {
+		// A bypass relay copies bytes, not messages: a FATAL written now
+		// could land inside one of the server's messages.
+		_ = s.conn.Close()
+		return
+	}
+	_ = s.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	s.fail(fatalf(codeAdminShutdown, "multigres: the proxy is shutting down").withHint("reconnect: another instance or the restarted proxy will serve you"))
+	_ = s.conn.Close()
+}
+
+// refuseFull answers a client over max_client_conn as PostgreSQL answers
+// one over max_connections: after the SSL or GSS negotiation, so that a
+// client using sslmode=prefer reads the reason instead of a failed
+// handshake. A cancel request is still served.
+func (s *session) refuseFull(ctx context.Context, limit int) {
+	defer s.conn.Close()
+	_ = s.conn.SetDeadline(time.Now().Add(5 * time.Second))
+	sm, err := s.startup(ctx)
+	if err != nil || sm == nil {
+		return
+	}
+	s.fail(fatalf(codeTooManyConnections, "multigres: too many client connections (max_client_conn = %d)", limit))
 }
 
 // run serves the client until it leaves or the server shuts down.
