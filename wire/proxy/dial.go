@@ -8,7 +8,10 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -124,6 +127,45 @@ func (d *dialer) open(ctx context.Context, user, password, db string, params map
 }
 
 func (s *serverConn) close() { _ = s.conn.Close() }
+
+// idleAlive reports whether an idle connection is still open and silent. An
+// idle backend sends nothing, so any byte waiting on the socket (PostgreSQL's
+// FATAL before it exits on a restart or pg_terminate_backend, a TLS alert)
+// or an end of file means it is gone. One non-blocking peek: no deadline
+// changes and no goroutine per idle connection.
+func (s *serverConn) idleAlive() bool {
+	if s.r.buffered() > 0 {
+		return false
+	}
+	c := s.conn
+	if tc, ok := c.(interface{ NetConn() net.Conn }); ok {
+		c = tc.NetConn() // TLS: look at the socket underneath
+	}
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return true // not a socket the proxy can peek at: trust it
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	alive := true
+	var b [1]byte
+	err = raw.Read(func(fd uintptr) bool {
+		n, _, rerr := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		switch {
+		case rerr == unix.EAGAIN || rerr == unix.EWOULDBLOCK:
+			alive = true // nothing to read: the normal case
+		case rerr == unix.EINTR:
+			return false // try again
+		default:
+			alive = false // data, EOF (n == 0) or an error
+			_ = n
+		}
+		return true
+	})
+	return err == nil && alive
+}
 
 // cancel sends a CancelRequest for the backend's running query and waits for
 // the postmaster to close the connection: by then the signal has been sent,

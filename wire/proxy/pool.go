@@ -32,16 +32,17 @@ type pool struct {
 	open func(ctx context.Context) (*serverConn, error)
 	log  *slog.Logger
 
-	mu      sync.Mutex
-	limits  poolLimits
-	idle    []*serverConn // most recently used last
-	total   int           // open or opening connections
-	active  int           // attached to a session
-	waiters []chan *serverConn
-	closed  bool
-	stop    chan struct{}
-	done    chan struct{}
-	waits   uint64 // number of acquisitions that had to wait
+	mu       sync.Mutex
+	limits   poolLimits
+	idle     []*serverConn // most recently used last
+	total    int           // open or opening connections
+	active   int           // attached to a session
+	waiters  []chan *serverConn
+	closed   bool
+	stop     chan struct{}
+	done     chan struct{}
+	waits    uint64 // number of acquisitions that had to wait
+	deadIdle uint64 // idle connections found dead at acquisition
 }
 
 func newPool(db string, limits poolLimits, open func(context.Context) (*serverConn, error), log *slog.Logger) *pool {
@@ -71,7 +72,18 @@ func (p *pool) acquire(ctx context.Context, ctxKey string) (*serverConn, error) 
 		if sc := p.takeIdle(ctxKey); sc != nil {
 			p.active++
 			p.mu.Unlock()
-			return sc, nil
+			if sc.idleAlive() {
+				return sc, nil
+			}
+			// Died while pooled (PostgreSQL restarted, the backend was
+			// terminated): drop it and look again.
+			p.log.Info("dropping a pooled server connection that died while idle", "pid", sc.pid)
+			sc.close()
+			p.mu.Lock()
+			p.active--
+			p.total--
+			p.deadIdle++
+			continue
 		}
 		limit := p.limits.size
 		if useReserve {

@@ -226,3 +226,49 @@ func TestMaxTenantConnections(t *testing.T) {
 		t.Fatalf("acme after commit sees %v", got)
 	}
 }
+
+// TestNoDeadPooledConnectionAfterRestart: after PostgreSQL restarts with
+// no traffic, the pool's idle connections are dead; new clients must never
+// get one (their first query would fail with 57P01).
+func TestNoDeadPooledConnectionAfterRestart(t *testing.T) {
+	env := sample(t)
+	o := options(env)
+	o.DefaultPoolSize = 6
+	_, addr := startProxy(t, o)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// Warm the pool: six transactions at once leave six idle connections.
+	var warm []*pgx.Conn
+	for range 6 {
+		c := connect(t, addr, "app_user.acme")
+		warm = append(warm, c)
+	}
+	var txs []pgx.Tx
+	for _, c := range warm {
+		tx, err := c.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, "SELECT 1"); err != nil {
+			t.Fatal(err)
+		}
+		txs = append(txs, tx)
+	}
+	for _, tx := range txs {
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range warm {
+		c.Close(ctx)
+	}
+	if err := env.Cluster.Restart(ctx); err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	for i := range 12 {
+		c := connect(t, addr, "app_user.acme")
+		if got := names(t, c); len(got) != 2 {
+			t.Fatalf("client %d after the restart sees %v", i, got)
+		}
+	}
+}
