@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/multigres/proxy/daemon/config"
 	"github.com/multigres/proxy/internal/demo"
 	"github.com/multigres/proxy/internal/pgcluster"
 	"github.com/multigres/proxy/internal/pgcluster/pgclustertest"
@@ -94,10 +95,11 @@ func TestStatusAgainstAProxy(t *testing.T) {
 	if err != nil {
 		t.Fatalf("preparing the sample database: %v", err)
 	}
+	def := config.Default() // the proxy fills in no defaults of its own
 	srv, err := proxy.New(proxy.Options{
 		ServerHost: "127.0.0.1", ServerPort: pg.Port, ServerUser: "multigres_authenticator",
-		ServerPassword: demo.ServerPassword, ServerTLSMode: "disable",
-		AuthUser: "multigres_auth", AuthPassword: demo.AuthPassword,
+		ServerPassword: demo.ServerPassword, ServerTLSMode: "disable", ServerConnectTimeout: def.ServerConnectTimeout,
+		AuthUser: "multigres_auth", AuthPassword: demo.AuthPassword, AuthCacheTTL: def.AuthCacheTTL,
 		TenantRoles: []string{demo.TenantRole}, ContextVariables: env.ContextVariables, ValueSeparator: ":",
 		PoolMode: "transaction", DefaultPoolSize: 4, AdminUsers: []string{pgcluster.SuperUser}, Version: "test",
 	}, slog.New(slog.DiscardHandler))

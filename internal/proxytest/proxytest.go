@@ -41,12 +41,14 @@ func (s *Sample) Env(t testing.TB, c *pgcluster.Cluster) *demo.Env {
 }
 
 // Options returns proxy options for the sample database, in transaction
-// mode with a small pool.
+// mode with a small pool. The proxy fills in no defaults, so the timeouts
+// are the configuration's defaults, written out because internal packages
+// may not import daemon/config; a daemon test keeps them equal.
 func Options(env *demo.Env) proxy.Options {
 	return proxy.Options{
 		ServerHost: "127.0.0.1", ServerPort: env.Cluster.Port, ServerUser: "multigres_authenticator",
-		ServerPassword: demo.ServerPassword, ServerTLSMode: "disable",
-		AuthUser: "multigres_auth", AuthPassword: demo.AuthPassword,
+		ServerPassword: demo.ServerPassword, ServerTLSMode: "disable", ServerConnectTimeout: 15 * time.Second,
+		AuthUser: "multigres_auth", AuthPassword: demo.AuthPassword, AuthCacheTTL: 10 * time.Second,
 		TenantRoles: []string{demo.TenantRole}, ContextVariables: env.ContextVariables, ValueSeparator: ":",
 		SuperuserBypass: []string{"postgres"}, PoolMode: "transaction", DefaultPoolSize: 8,
 		QueryWaitTimeout: 30 * time.Second,

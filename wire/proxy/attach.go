@@ -102,17 +102,40 @@ func (s *session) startReader(sc *serverConn) {
 
 // attachNew acquires a server connection, queues what it needs to carry
 // this session's context, and attaches it.
+//
+// A connection that carries another context is reset and given this one
+// synchronously, before any of the client's messages are written: if the
+// reset failed (a statement_timeout the previous tenant set, a server
+// error), pipelined client messages would run under the previous tenant's
+// settings. A failed reset costs the connection, and the client gets a
+// fresh one once. A fresh connection's context query is pipelined ahead of
+// the client's messages: if it failed, they would run as server_user, which
+// has no privileges, and the client is told and closed.
 func (s *session) attachNew(ctx context.Context) error {
-	sc, err := s.acquire(ctx)
-	if err != nil {
-		return err
+	for attempt := 0; ; attempt++ {
+		sc, err := s.acquire(ctx)
+		if err != nil {
+			return err
+		}
+		if sc.ctxKey == "" || (sc.ctxKey == s.ctxKey && !sc.dirty) {
+			if err := s.writeContext(ctx, sc); err != nil {
+				s.release(sc, false)
+				return err
+			}
+			s.attach(sc)
+			return nil
+		}
+		if _, err := s.applyContextSync(ctx, sc); err != nil {
+			s.release(sc, false)
+			if attempt == 0 {
+				s.log.Info("resetting a pooled connection failed; trying another", "err", err)
+				continue
+			}
+			return err
+		}
+		s.attach(sc)
+		return nil
 	}
-	if err := s.writeContext(ctx, sc); err != nil {
-		s.release(sc, false)
-		return err
-	}
-	s.attach(sc)
-	return nil
 }
 
 // releaseAtReady is the reader's check at a ReadyForQuery: in transaction

@@ -131,17 +131,26 @@ func paramsKey(params map[string]string) string {
 
 // searchPathSQL turns a search_path value such as `"$user", public` into a
 // list of quoted identifiers: as one literal it would name a single schema.
-// Unquoted names fold to lower case, as PostgreSQL folds them.
+// Unquoted names fold to lower case as PostgreSQL folds them in a UTF-8
+// database: ASCII letters only.
 func searchPathSQL(v string) string {
+	const space = " \t\n\r\f\v" // PostgreSQL's scanner_isspace
 	var names []string
 	var cur strings.Builder
 	quoted, wasQuoted := false, false
 	flush := func() {
 		name := cur.String()
 		if !wasQuoted {
-			name = strings.ToLower(strings.TrimSpace(name))
+			b := []byte(strings.TrimRight(name, space))
+			for i, c := range b {
+				if 'A' <= c && c <= 'Z' {
+					b[i] = c + 'a' - 'A'
+				}
+			}
+			name = string(b)
 		}
-		if name != "" || wasQuoted {
+		// An empty name cannot name a schema, and "" is an error in SQL.
+		if name != "" {
 			names = append(names, quoteIdent(name))
 		}
 		cur.Reset()
@@ -153,12 +162,14 @@ func searchPathSQL(v string) string {
 		case quoted && c == '"' && i+1 < len(v) && v[i+1] == '"':
 			cur.WriteByte('"')
 			i++
-		case c == '"':
+		case c == '"' && (quoted || cur.Len() == 0 && !wasQuoted):
+			// Only at the start of a name: inside an unquoted one a quote
+			// is an ordinary character.
 			quoted = !quoted
 			wasQuoted = true
 		case !quoted && c == ',':
 			flush()
-		case !quoted && (c == ' ' || c == '\t' || c == '\n') && !wasQuoted:
+		case !quoted && strings.IndexByte(space, c) >= 0 && !wasQuoted:
 			if cur.Len() > 0 {
 				cur.WriteByte(c)
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +28,7 @@ const startTimeout = 2 * time.Minute
 //
 // Missing PostgreSQL binaries are a failure (exit code 1) unless
 // MULTIGRES_SKIP_PG=1, in which case *c stays nil and tests that call Need skip.
+// The workers of go test -fuzz get no cluster either.
 func RunMain(m *testing.M, c **pgcluster.Cluster) int {
 	return RunMainWith(m, c, pgcluster.Options{})
 }
@@ -36,6 +38,13 @@ func RunMain(m *testing.M, c **pgcluster.Cluster) int {
 func RunMainWith(m *testing.M, c **pgcluster.Cluster, opts pgcluster.Options) int {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	if fuzzWorker() {
+		// A fuzzing worker only runs the fuzz target, and when go test
+		// stops it TestMain does not get to clean up: a cluster started
+		// here would cost an initdb per worker and outlive the run.
+		*c = nil
+		return m.Run()
 	}
 	if _, err := pgcluster.BinDir(); err != nil {
 		if os.Getenv(SkipEnv) == "1" {
@@ -62,6 +71,17 @@ func RunMainWith(m *testing.M, c **pgcluster.Cluster, opts pgcluster.Options) in
 		}
 	}
 	return code
+}
+
+// fuzzWorker reports whether this process is one of go test -fuzz's
+// workers; TestMain runs before flags are parsed, hence os.Args.
+func fuzzWorker() bool {
+	for _, a := range os.Args[1:] {
+		if strings.HasPrefix(strings.TrimLeft(a, "-"), "test.fuzzworker") {
+			return true
+		}
+	}
+	return false
 }
 
 // Need returns c, skipping the test when RunMain ran without PostgreSQL
