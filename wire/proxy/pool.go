@@ -9,6 +9,14 @@ import (
 	"time"
 )
 
+// idleCheckAfter is how long a connection must have been idle before it is
+// peeked at for a hang-up on acquisition. Under load connections come back
+// within microseconds and the peek (a system call per transaction) would
+// find nothing; a connection PostgreSQL closed (a restart, a terminated
+// backend) has usually been idle longer than that by the time anyone
+// wants it.
+const idleCheckAfter = 100 * time.Millisecond
+
 // errPoolClosed is returned to waiters when the proxy shuts down.
 var errPoolClosed = errors.New("server connection pool is closed")
 
@@ -72,7 +80,7 @@ func (p *pool) acquire(ctx context.Context, ctxKey string) (*serverConn, error) 
 		if sc := p.takeIdle(ctxKey); sc != nil {
 			p.active++
 			p.mu.Unlock()
-			if sc.idleAlive() {
+			if time.Since(sc.lastUsed) < idleCheckAfter || sc.idleAlive() {
 				return sc, nil
 			}
 			// Died while pooled (PostgreSQL restarted, the backend was
