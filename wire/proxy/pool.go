@@ -12,10 +12,10 @@ import (
 // idleCheckAfter is how long a connection must have been idle before it is
 // peeked at for a hang-up on acquisition. Under load connections come back
 // within microseconds and the peek (a system call per transaction) would
-// find nothing; a connection PostgreSQL closed (a restart, a terminated
-// backend) has usually been idle longer than that by the time anyone
-// wants it.
-const idleCheckAfter = 100 * time.Millisecond
+// find nothing; a connection PostgreSQL closed has been idle at least as
+// long as the restart or the pg_terminate_backend took (tens of
+// milliseconds at the very least) by the time anyone wants it.
+const idleCheckAfter = 5 * time.Millisecond
 
 // errPoolClosed is returned to waiters when the proxy shuts down.
 var errPoolClosed = errors.New("server connection pool is closed")
