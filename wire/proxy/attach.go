@@ -74,6 +74,9 @@ func (s *session) setAttach(to attachState) error {
 	case wasAttached && !isAttached:
 		s.srv.metrics.detach()
 		s.phase.Store(int32(phaseIdle))
+		if s.sc != nil {
+			s.sc.st.setClient(nil)
+		}
 		s.sc = nil
 	}
 	return nil
@@ -90,6 +93,9 @@ func (s *session) attach(sc *serverConn) {
 		return
 	}
 	s.sc = sc
+	if s.cs != nil {
+		sc.st.setClient(s.cs)
+	}
 	s.startReader(sc)
 }
 

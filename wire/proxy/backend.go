@@ -40,6 +40,13 @@ type request struct {
 	// skipped marks a request written after an extended-protocol error and
 	// before the Sync: the server ignores it and sends nothing for it.
 	skipped bool
+
+	// What the request does to the client's own statement names
+	// (transaction mode; see clientStmts).
+	ceff     clientEffect
+	cname    string
+	cstmt    preparedStmt
+	cunnamed *unnamedStmt
 }
 
 // replyKind says what the reader does with one server message.
@@ -88,12 +95,75 @@ type backend struct {
 	view, confirmed       map[string]bool
 	unnamed, unnamedConfd string // content key of the unnamed statement ("" = none)
 
-	// outstanding mirrors len(q) for observers that must not take mu.
+	// Requests whose outcome decides what statements exist (a Parse or
+	// Close can fail or be skipped), by named and unnamed statements; the
+	// writer waits for them to settle before a decision that depends on
+	// their outcome. settled is signalled when either drops to zero or the
+	// connection breaks.
+	unsettledNamed, unsettledUnnamed int
+	settled                          *sync.Cond
+
+	// client is the attached session's statement names, updated as the
+	// server confirms or skips the requests that change them; nil while
+	// pooled and in session mode.
+	client *clientStmts
+
+	// outstanding mirrors the queue's length for observers that must not
+	// take mu.
 	outstanding atomic.Int32
 }
 
+// setClient links the model to a session's statement names (nil unlinks).
+func (b *backend) setClient(c *clientStmts) {
+	b.mu.Lock()
+	b.client = c
+	b.mu.Unlock()
+}
+
 func newBackend() *backend {
-	return &backend{txStatus: txIdle, view: map[string]bool{}, confirmed: map[string]bool{}}
+	b := &backend{txStatus: txIdle, view: map[string]bool{}, confirmed: map[string]bool{}}
+	b.settled = sync.NewCond(&b.mu)
+	return b
+}
+
+// unsettledKind tells whether r's outcome decides named statements
+// (1), the unnamed statement (2), or neither (0). Simple Queries drop the
+// unnamed statement whatever happens, so they are settled by definition.
+func unsettledKind(r *request) int {
+	if r.typ != feParse && r.typ != feClose {
+		return 0
+	}
+	switch {
+	case r.eff == effUnnamed || r.eff == effDropUnnamed || r.ceff == ceffUnnamed || r.ceff == ceffDropUnnamed:
+		return 2
+	case r.eff != effNone || r.ceff != ceffNone:
+		return 1
+	}
+	return 0
+}
+
+// waitSettled waits until no outstanding request can still change the
+// named (or the unnamed) statements depending on whether the server runs
+// it, so that a decision about them (prepare again or not, does the
+// client's name exist) means what it would mean to PostgreSQL when the
+// next message runs. The caller has flushed what it wrote: the replies it
+// waits for must be able to come.
+func (b *backend) waitSettled(unnamed bool) {
+	b.mu.Lock()
+	for b.broken == "" && (!unnamed && b.unsettledNamed > 0 || unnamed && b.unsettledUnnamed > 0) {
+		b.settled.Wait()
+	}
+	b.mu.Unlock()
+}
+
+// needsSettling reports whether waitSettled would wait.
+func (b *backend) needsSettling(unnamed bool) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if unnamed {
+		return b.unsettledUnnamed > 0
+	}
+	return b.unsettledNamed > 0
 }
 
 // push records requests about to be written, in write order.
@@ -118,8 +188,20 @@ func (b *backend) pushLocked(r request) {
 	}
 	b.q = append(b.q, r)
 	b.outstanding.Store(int32(len(b.q) - b.head))
+	// A skipped request's outcome is known (it does not run), and no
+	// reply will come for it before the Sync the client has yet to send.
+	switch k := unsettledKind(&r); {
+	case r.skipped:
+	case k == 1:
+		b.unsettledNamed++
+	case k == 2:
+		b.unsettledUnnamed++
+	}
 	if !r.skipped {
 		b.apply(r, b.view, &b.unnamed)
+		if r.ceff != ceffNone && b.client != nil {
+			b.client.apply(&r, false)
+		}
 	}
 }
 
@@ -171,8 +253,22 @@ func (b *backend) pop(ok bool) request {
 		}
 	}
 	b.outstanding.Store(int32(len(b.q) - b.head))
+	switch k := unsettledKind(&r); {
+	case r.skipped:
+	case k == 1:
+		if b.unsettledNamed--; b.unsettledNamed == 0 {
+			b.settled.Broadcast()
+		}
+	case k == 2:
+		if b.unsettledUnnamed--; b.unsettledUnnamed == 0 {
+			b.settled.Broadcast()
+		}
+	}
 	if ok {
 		b.apply(r, b.confirmed, &b.unnamedConfd)
+		if r.ceff != ceffNone && b.client != nil {
+			b.client.apply(&r, true)
+		}
 	}
 	return r
 }
@@ -181,9 +277,13 @@ func (b *backend) pop(ok bool) request {
 // skips every message up to the next Sync. The skipped requests never run;
 // the statement view is rebuilt without them.
 func (b *backend) failBatch() {
-	if r := b.pop(false); r.eff == effUnnamed {
+	r := b.pop(false)
+	if r.eff == effUnnamed {
 		// PostgreSQL drops the old unnamed statement before parsing the new.
 		b.unnamedConfd = ""
+	}
+	if b.client != nil {
+		b.client.failed(&r)
 	}
 	for b.pending() > 0 && b.q[b.head].typ != feSync {
 		b.pop(false)
@@ -204,6 +304,9 @@ func (b *backend) rebuildView() {
 		if !r.skipped {
 			b.apply(r, b.view, &b.unnamed)
 		}
+	}
+	if b.client != nil {
+		b.client.rebuild(b.q[b.head:])
 	}
 }
 
@@ -347,6 +450,7 @@ func (b *backend) unexpected(typ, req byte) verdict {
 		why = fmt.Sprintf("server sent %q in reply to %q", typ, req)
 	}
 	b.broken = why
+	b.settled.Broadcast()
 	return verdict{kind: replyUnexpected, why: why}
 }
 
@@ -357,6 +461,7 @@ func (b *backend) markBroken(why string) {
 	if b.broken == "" {
 		b.broken = why
 	}
+	b.settled.Broadcast() // no reply will settle anything now
 	b.mu.Unlock()
 }
 

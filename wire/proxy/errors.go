@@ -22,6 +22,7 @@ const (
 	codeFeatureNotSupported     = "0A000" // feature_not_supported
 	codeInternal                = "XX000" // internal_error
 	codeInvalidSQLStatementName = "26000" // invalid_sql_statement_name
+	codeDuplicatePreparedStmt   = "42P05" // duplicate_prepared_statement
 )
 
 // clientError is an error the client must see with a given SQLSTATE. Errors

@@ -63,7 +63,7 @@ func (s *session) tenantLogin(ctx context.Context, sm *pgproto3.StartupMessage) 
 	s.txnMode = o.PoolMode != "session"
 	s.ctxKey = s.tenant.Key() + "\x01" + paramsKey(s.params)
 	s.pool = s.srv.poolFor(s.gen, s.db)
-	s.stmts = map[string]preparedStmt{}
+	s.cs = newClientStmts()
 
 	// The first assignment is synchronous: the client must not see
 	// ReadyForQuery before its context is in place.

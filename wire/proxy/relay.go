@@ -136,7 +136,10 @@ func (s *session) forward(ctx context.Context, typ byte, total int, msg []byte, 
 		}
 	}
 	if emptyAs != "" && len(reqs) > 0 {
-		reqs[len(reqs)-1].emptyAs = emptyAs
+		// The stand-in for a DEALLOCATE: it changes the client's names
+		// when the server has run it, in order with what came before.
+		r := &reqs[len(reqs)-1]
+		r.emptyAs, r.ceff, r.cname = emptyAs, s.pendingDealloc.ceff, s.pendingDealloc.cname
 	}
 	switch typ {
 	case feQuery, feSync:

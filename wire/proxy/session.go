@@ -57,15 +57,14 @@ type session struct {
 	alwaysCancel bool
 
 	// Owned by the session goroutine.
-	stmts      map[string]preparedStmt // client statement name -> server statement (transaction mode)
-	unnamed    []byte                  // the client's unnamed statement (Parse body after the name); nil = none
-	unnamedKey string                  // content key of unnamed
-	openBatch  bool                    // extended-protocol messages sent since the last Sync
-	clientKey  []byte                  // SCRAM ClientKey recovered from the client's proof
-	tls        *clientTLS              // set by the client's TLS handshake; s.conn stays the raw socket
-	scratch    []byte                  // reused for translated messages
-	subst      []byte                  // reused for stand-ins of refused statements
-	reqsBuf    []request               // reused for the model requests of one message
+	cs             *clientStmts // the client's statement names (transaction mode)
+	pendingDealloc request      // the effect of the DEALLOCATE being forwarded
+	openBatch      bool         // extended-protocol messages sent since the last Sync
+	clientKey      []byte       // SCRAM ClientKey recovered from the client's proof
+	tls            *clientTLS   // set by the client's TLS handshake; s.conn stays the raw socket
+	scratch        []byte       // reused for translated messages
+	subst          []byte       // reused for stand-ins of refused statements
+	reqsBuf        []request    // reused for the model requests of one message
 	// Owned by the reader goroutine of the moment.
 	readScratch []byte
 

@@ -39,17 +39,16 @@ func serverStmtName(rest []byte) string {
 
 // translate maps client statement names to server names and prepares, in
 // front of msg, what the server connection lacks. It returns the bytes to
-// write and the model requests for them, in order.
+// write and the model requests for them, in order. The client's names
+// change only as the server confirms (see clientStmts).
 func (s *session) translate(sc *serverConn, typ byte, msg []byte, ref *refusal) ([]byte, []request) {
 	reqs := s.reqsBuf[:0]
 	out := s.scratch[:0]
 	switch typ {
 	case feQuery:
 		// A simple Query drops the unnamed statement, on the server and so
-		// for the client.
-		s.unnamed, s.unnamedKey = nil, ""
-		reqs = append(reqs, request{typ: feQuery, eff: effDropUnnamed, refusal: ref})
-		return msg, reqs
+		// for the client, whether it succeeds or not.
+		return msg, append(reqs, request{typ: feQuery, eff: effDropUnnamed, ceff: ceffDropUnnamed, refusal: ref})
 	case feParse:
 		name, rest, ok := cstring(body(msg))
 		if !ok {
@@ -58,21 +57,23 @@ func (s *session) translate(sc *serverConn, typ byte, msg []byte, ref *refusal) 
 		if ref != nil {
 			// The stand-in fails: the client's statement does not exist,
 			// as after a Parse PostgreSQL refused.
+			r := request{typ: feParse, refusal: ref}
 			if len(name) == 0 {
-				s.unnamed, s.unnamedKey = nil, ""
-			} else {
-				delete(s.stmts, string(name))
+				r.ceff = ceffUnnamed // failing, it leaves no unnamed statement
 			}
-			return msg, append(reqs, request{typ: feParse, refusal: ref})
+			return msg, append(reqs, r)
 		}
 		if len(name) == 0 {
-			s.unnamed = append(s.unnamed[:0], rest...)
-			s.unnamedKey = string(rest)
-			return msg, append(reqs, request{typ: feParse, eff: effUnnamed, name: s.unnamedKey})
+			u := &unnamedStmt{key: string(rest), body: append([]byte(nil), rest...)}
+			return msg, append(reqs, request{typ: feParse, eff: effUnnamed, name: u.key, ceff: ceffUnnamed, cunnamed: u})
+		}
+		s.settle(sc, false)
+		if _, exists := s.cs.lookup(string(name)); exists {
+			return s.standIn(reqs, &refusal{kind: "duplicate_statement", code: codeDuplicatePreparedStmt,
+				message: `prepared statement "` + string(name) + `" already exists`})
 		}
 		server := serverStmtName(rest)
 		parse := appendMsg(nil, feParse, []byte(server), []byte{0}, rest)
-		s.stmts[string(name)] = preparedStmt{serverName: server, parse: parse}
 		if sc.st.has(server) {
 			// Already there (same text and types): the client still needs
 			// its ParseComplete, so the server copy is made again.
@@ -80,7 +81,8 @@ func (s *session) translate(sc *serverConn, typ byte, msg []byte, ref *refusal) 
 			reqs = append(reqs, request{typ: feClose, own: true, eff: effClose, name: server})
 		}
 		out = append(out, parse...)
-		reqs = append(reqs, request{typ: feParse, eff: effCreate, name: server})
+		reqs = append(reqs, request{typ: feParse, eff: effCreate, name: server,
+			ceff: ceffDefine, cname: string(name), cstmt: preparedStmt{serverName: server, parse: parse}})
 		s.scratch = out
 		return out, reqs
 	case feBind:
@@ -93,12 +95,14 @@ func (s *session) translate(sc *serverConn, typ byte, msg []byte, ref *refusal) 
 			break
 		}
 		if len(name) == 0 {
+			s.settle(sc, true)
 			out, reqs = s.ensureUnnamed(sc, out, reqs)
 			out = append(out, msg...)
 			s.scratch = out
 			return out, append(reqs, request{typ: feBind})
 		}
-		st, known := s.stmts[string(name)]
+		s.settle(sc, false)
+		st, known := s.cs.lookup(string(name))
 		if !known {
 			return s.noSuchStatement(string(name), reqs)
 		}
@@ -117,25 +121,28 @@ func (s *session) translate(sc *serverConn, typ byte, msg []byte, ref *refusal) 
 		}
 		if len(name) == 0 {
 			if typ == feClose {
-				s.unnamed, s.unnamedKey = nil, ""
-				return msg, append(reqs, request{typ: feClose, eff: effDropUnnamed})
+				return msg, append(reqs, request{typ: feClose, eff: effDropUnnamed, ceff: ceffDropUnnamed})
 			}
+			s.settle(sc, true)
 			out, reqs = s.ensureUnnamed(sc, out, reqs)
 			out = append(out, msg...)
 			s.scratch = out
 			return out, append(reqs, request{typ: feDescribe})
 		}
-		st, known := s.stmts[string(name)]
+		s.settle(sc, false)
+		st, known := s.cs.lookup(string(name))
 		if typ == feClose {
 			// The server copy may serve other clients later; only the
-			// client's name is forgotten. Closing a name that does not
-			// exist is not an error in PostgreSQL either.
-			if known {
-				delete(s.stmts, string(name))
-			}
+			// client's name is forgotten, once the server has run the
+			// Close. Closing a name that does not exist is not an error
+			// in PostgreSQL either.
 			out = appendMsg(out, feClose, []byte{'S'}, []byte("mg_unused_"), []byte{0})
 			s.scratch = out
-			return out, append(reqs, request{typ: feClose})
+			r := request{typ: feClose}
+			if known {
+				r.ceff, r.cname = ceffUndefine, string(name)
+			}
+			return out, append(reqs, r)
 		}
 		if !known {
 			return s.noSuchStatement(string(name), reqs)
@@ -151,15 +158,45 @@ func (s *session) translate(sc *serverConn, typ byte, msg []byte, ref *refusal) 
 	return msg, reqs
 }
 
+// settle waits, when needed, until sc's outstanding Parse and Close
+// requests have settled (see backend.waitSettled). What the session wrote
+// so far is flushed first, with a Flush message, so the replies can come;
+// a pipeline that
+// prepares and uses a statement in one go costs one round trip here, the
+// price of deciding with the server's answer rather than a guess.
+func (s *session) settle(sc *serverConn, unnamed bool) {
+	if !sc.st.needsSettling(unnamed) {
+		return
+	}
+	// PostgreSQL holds replies to extended-protocol messages until a Sync
+	// or Flush; a Flush has no reply and changes nothing else.
+	if _, err := sc.w.Write([]byte{feFlush, 0, 0, 0, 4}); err != nil {
+		sc.st.markBroken("writing to the server failed")
+		return
+	}
+	if err := sc.w.Flush(); err != nil {
+		sc.st.markBroken("flushing to the server failed")
+		return
+	}
+	sc.st.waitSettled(unnamed)
+}
+
+// standIn replaces a message with a Parse that fails on the server with
+// ref's error, keeping the replies and the skipping after it as PostgreSQL
+// would have them.
+func (s *session) standIn(reqs []request, ref *refusal) ([]byte, []request) {
+	out := appendMsg(s.scratch[:0], feParse, []byte(refusedStmtName), []byte{0}, []byte(s.standInSQL()), []byte{0, 0, 0})
+	s.scratch = out
+	return out, append(reqs, request{typ: feParse, refusal: ref})
+}
+
 // noSuchStatement stands in for a Bind or Describe of a statement the
 // client never prepared: the server fails it with PostgreSQL's own error,
 // without the client's name ever reaching it (it could name a statement
 // the proxy prepared for someone else).
 func (s *session) noSuchStatement(name string, reqs []request) ([]byte, []request) {
-	out := appendMsg(s.scratch[:0], feParse, []byte(refusedStmtName), []byte{0}, []byte(s.standInSQL()), []byte{0, 0, 0})
-	s.scratch = out
-	return out, append(reqs, request{typ: feParse, refusal: &refusal{kind: "no_such_statement", code: codeInvalidSQLStatementName,
-		message: `prepared statement "` + name + `" does not exist`}})
+	return s.standIn(reqs, &refusal{kind: "no_such_statement", code: codeInvalidSQLStatementName,
+		message: `prepared statement "` + name + `" does not exist`})
 }
 
 // ensurePrepared prepares st first when sc lacks it.
@@ -175,11 +212,12 @@ func (s *session) ensurePrepared(sc *serverConn, st preparedStmt, out []byte, re
 // none, so that a Bind of "" never runs another client's statement.
 func (s *session) ensureUnnamed(sc *serverConn, out []byte, reqs []request) ([]byte, []request) {
 	have := sc.st.unnamedKey()
+	u := s.cs.unnamedNow()
 	switch {
-	case s.unnamed != nil && have != s.unnamedKey:
-		out = appendMsg(out, feParse, []byte{0}, s.unnamed)
-		reqs = append(reqs, request{typ: feParse, own: true, eff: effUnnamed, name: s.unnamedKey})
-	case s.unnamed == nil && have != "":
+	case u != nil && have != u.key:
+		out = appendMsg(out, feParse, []byte{0}, u.body)
+		reqs = append(reqs, request{typ: feParse, own: true, eff: effUnnamed, name: u.key})
+	case u == nil && have != "":
 		out = appendMsg(out, feClose, []byte{'S', 0})
 		reqs = append(reqs, request{typ: feClose, own: true, eff: effDropUnnamed})
 	}
@@ -229,8 +267,8 @@ func (s *session) answerLocally(typ byte, msg []byte, stream bool, total int) (b
 		return false, nil
 	}
 	if isDiscardAll(sql) {
-		clear(s.stmts)
-		s.unnamed, s.unnamedKey = nil, ""
+		s.cs.local(request{ceff: ceffClearAll})
+		s.cs.local(request{ceff: ceffDropUnnamed})
 		s.writeClient(&pgproto3.CommandComplete{CommandTag: []byte("DISCARD ALL")})
 		s.writeClient(&pgproto3.ReadyForQuery{TxStatus: txIdle})
 		return true, s.w.Flush()
@@ -239,7 +277,8 @@ func (s *session) answerLocally(typ byte, msg []byte, stream bool, total int) (b
 	if !ok {
 		return false, nil
 	}
-	if tag, ok := s.deallocate(d); ok {
+	if tag, eff, ok := s.deallocate(d); ok {
+		s.cs.local(eff)
 		s.writeClient(&pgproto3.CommandComplete{CommandTag: []byte(tag)})
 	} else {
 		s.writeClient(&pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: codeInvalidSQLStatementName,
@@ -281,25 +320,24 @@ func (s *session) deallocateInTx(sql string, msg []byte) ([]byte, *refusal, stri
 	if !ok {
 		return msg, nil, ""
 	}
-	if tag, ok := s.deallocate(d); ok {
+	if tag, eff, ok := s.deallocate(d); ok {
+		s.pendingDealloc = eff
 		return appendMsg(s.subst[:0], feQuery, []byte{0}), nil, tag
 	}
 	return appendMsg(s.subst[:0], feQuery, []byte(s.standInSQL()), []byte{0}),
 		&refusal{kind: "no_such_statement", code: codeInvalidSQLStatementName, message: `prepared statement "` + d.name + `" does not exist`}, ""
 }
 
-// deallocate forgets the client's statement(s) and returns the command tag;
-// false means the named statement does not exist.
-func (s *session) deallocate(d deallocateStmt) (string, bool) {
+// deallocate returns the command tag of d and its effect on the client's
+// names; false means the named statement does not exist.
+func (s *session) deallocate(d deallocateStmt) (string, request, bool) {
 	if d.all {
-		clear(s.stmts)
-		return "DEALLOCATE ALL", true
+		return "DEALLOCATE ALL", request{ceff: ceffClearAll}, true
 	}
-	if _, ok := s.stmts[d.name]; !ok {
-		return "", false
+	if _, ok := s.cs.lookup(d.name); !ok {
+		return "", request{}, false
 	}
-	delete(s.stmts, d.name)
-	return "DEALLOCATE", true
+	return "DEALLOCATE", request{ceff: ceffUndefine, cname: d.name}, true
 }
 
 // querySQL returns the SQL text of a Query message.
