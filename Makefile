@@ -22,7 +22,7 @@ NFPM     = VERSION='$(VERSION)' GOARCH='$(GOARCH)' MULTIGRES_CONFIG='$(CONFIG)' 
 	   $(GO) tool nfpm package -f nfpm.yaml
 LDFLAGS := -s -w -buildid= -X $(PKG)/daemon.Version=$(VERSION)
 
-.PHONY: help build package test test-go test-examples test-package check-units ci clean
+.PHONY: help build package test test-go test-examples test-package test-systemd test-diff-long check-units ci clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -41,7 +41,7 @@ $(BUILD)/%.gz: packaging/%
 	@mkdir -p $(BUILD)
 	gzip -9 -n -c $< > $@
 
-test: test-go test-examples check-units test-package ## run all tests (what .ci/run calls)
+test: test-go test-examples check-units test-package test-systemd ## run all tests (what .ci/run calls)
 
 EXAMPLE := examples/drizzle-express
 
@@ -59,6 +59,18 @@ test-examples: build $(EXAMPLE)/node_modules ## the guide's Drizzle/Express code
 
 test-package: ## build, inspect and install the packages in a throwaway root (needs root)
 	packaging/test.sh
+
+# The Debian root test-systemd boots, cached between runs (debootstrap takes
+# minutes); `make clean` deletes it with the rest of $(BUILD).
+SYSTEMD_ROOT ?= $(CURDIR)/$(BUILD)/_systemd-root
+
+# The randomised differential protocol test for half an hour (make test runs
+# it for about a minute as part of test-go).
+test-diff-long: ## the randomised differential protocol test, 30 minutes
+	MULTIGRES_DIFF_ALL=1 MULTIGRES_DIFF_DURATION=7m $(GO) test -race -count=1 -timeout 60m -v -run TestDifferential ./tests/differential/
+
+test-systemd: ## boot the .deb under a real systemd (needs root; root cached in build/_systemd-root)
+	MULTIGRES_SYSTEMD_ROOT='$(SYSTEMD_ROOT)' packaging/systemd-test.sh
 
 check-units: build ## systemd-analyze verify + security score gate (<= 1.5)
 	packaging/check-units.sh bin/multigres

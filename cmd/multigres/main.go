@@ -26,6 +26,7 @@ Commands:
   setup    [-config PATH] -dsn URL   install or upgrade the database side (idempotent)
   audit    [-config PATH] -dsn URL   report isolation weaknesses; exit 1 if any
   validate [-config PATH]            check a config file; exit 1 listing every problem
+  reload   [-config PATH] [-pid N]   validate, then send SIGHUP to the running proxy ($MAINPID or pid_file)
   demo     [-port N]                 run a throwaway PostgreSQL with sample tenants behind the proxy
   status   [-dsn URL]                print the pools and clients of a running proxy (admin console)
   version                            print the version
@@ -60,6 +61,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	case "validate":
 		err = validate(rest, stdout, stderr)
+	case "reload":
+		err = reload(rest, stdout, stderr)
 	case "demo":
 		err = runDemo(ctx, rest, stdout, stderr)
 	case "status":
@@ -112,18 +115,52 @@ func validate(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if _, err := config.Load(*path); err != nil {
-		var errs config.Errors
-		if errors.As(err, &errs) {
-			for _, p := range errs {
-				fmt.Fprintln(stderr, p.Error())
-			}
-			return fmt.Errorf("%d problem(s) in %s", len(errs), *path)
-		}
+	if _, err := loadListing(*path, stderr); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: OK\n", *path)
 	return nil
+}
+
+// reload is the unit's ExecReload=: the same check as validate, so that a
+// bad file fails `systemctl reload` with its problems in the journal, then
+// SIGHUP to the daemon without needing /bin/kill.
+func reload(args []string, stdout, stderr io.Writer) error {
+	fs, path := flags("reload", stderr)
+	pid := fs.Int("pid", 0, "process to signal (default $MAINPID, which systemd sets for ExecReload=; else pid_file)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := loadListing(*path, stderr)
+	if err != nil {
+		return fmt.Errorf("%w; nothing was signalled, the running configuration stays", err)
+	}
+	signalled, err := daemon.SignalReload(cfg, *pid)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: OK; sent SIGHUP to process %d\n", *path, signalled)
+	return nil
+}
+
+// loadListing loads the config at path and prints every problem it has,
+// one per line, to stderr.
+func loadListing(path string, stderr io.Writer) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err == nil {
+		return cfg, nil
+	}
+	// Load returns *config.Errors; accept the value form too.
+	var errs config.Errors
+	if perrs := (*config.Errors)(nil); errors.As(err, &perrs) && perrs != nil {
+		errs = *perrs
+	} else if !errors.As(err, &errs) {
+		return nil, err
+	}
+	for _, p := range errs {
+		fmt.Fprintln(stderr, p.Error())
+	}
+	return nil, fmt.Errorf("%d problem(s) in %s", len(errs), path)
 }
 
 func setupOptions(c *config.Config) dbsetup.Options {
