@@ -33,7 +33,10 @@ func ProxyOptions(c *config.Config) proxy.Options {
 		QueryWaitTimeout: c.QueryWaitTimeout, ServerIdleTimeout: c.ServerIdleTimeout, ServerLifetime: c.ServerLifetime,
 		ClientIdleTimeout: c.ClientIdleTimeout, IdleTransactionTimeout: c.IdleTransactionTimeout,
 		MaxTenantConnections: c.MaxTenantConnections,
-		AdminUsers:           c.AdminUsers, Version: Version,
+		ClientLoginTimeout:   c.ClientLoginTimeout, MaxBufferedMessageBytes: c.MaxBufferedMessageBytes,
+		ServerCheckDelay: c.ServerCheckDelay, ServerCheckQuery: c.ServerCheckQuery,
+		TCPKeepalive: c.TCPKeepalive, TCPKeepIdle: c.TCPKeepIdle, TCPKeepIntvl: c.TCPKeepIntvl, TCPKeepCnt: c.TCPKeepCnt,
+		AdminUsers: c.AdminUsers, Version: Version,
 		ClientCertUserMap: string(c.ClientTLSCertUserMap),
 		BypassVerifiers:   bypassVerifiers(c),
 	}

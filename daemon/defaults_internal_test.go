@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"testing"
+	"time"
 
 	"github.com/multigres/proxy/daemon/config"
 	"github.com/multigres/proxy/internal/demo"
@@ -58,5 +59,19 @@ func TestTestOptionsUseTheDefaults(t *testing.T) {
 	if o.ServerConnectTimeout != def.ServerConnectTimeout || o.AuthCacheTTL != def.AuthCacheTTL {
 		t.Errorf("proxytest.Options: server_connect_timeout %v, auth_cache_ttl %v; the defaults are %v, %v",
 			o.ServerConnectTimeout, o.AuthCacheTTL, def.ServerConnectTimeout, def.AuthCacheTTL)
+	}
+	type resilience struct {
+		login, checkDelay, idle, intvl time.Duration
+		query                          string
+		keepalive                      bool
+		cnt                            int
+		budget                         int64
+	}
+	pick := func(o proxy.Options) resilience {
+		return resilience{o.ClientLoginTimeout, o.ServerCheckDelay, o.TCPKeepIdle, o.TCPKeepIntvl, o.ServerCheckQuery,
+			o.TCPKeepalive, o.TCPKeepCnt, o.MaxBufferedMessageBytes}
+	}
+	if got, want := pick(o), pick(def); got != want {
+		t.Errorf("proxytest.Options: %+v; the defaults are %+v", got, want)
 	}
 }

@@ -73,6 +73,7 @@ type collector struct {
 	queries, transactions, bytes                                      *prometheus.Desc
 	authFailures, refused, serverErrors, serverUnclean, tlsHandshakes *prometheus.Desc
 	tenantWaits, tenantRejections                                     *prometheus.Desc
+	bufferedBytes, budgetWaits, budgetRefusals                        *prometheus.Desc
 	reloads, reloadOK, configInfo, buildInfo                          *prometheus.Desc
 }
 
@@ -100,6 +101,10 @@ func newCollector(src Source) *collector {
 		tenantWaits:    d("tenant_limit_waits_total", "Server connection requests that waited because the tenant held max_tenant_connections."),
 		tenantRejections: d("tenant_limit_rejections_total",
 			"Of the tenant limit waits, those that failed (query_wait_timeout passed or the client left)."),
+		bufferedBytes: d("buffered_message_bytes", "Bytes of large client messages held now, counted against max_buffered_message_bytes."),
+		budgetWaits:   d("message_budget_waits_total", "Large client messages that waited because max_buffered_message_bytes was in use."),
+		budgetRefusals: d("message_budget_refusals_total",
+			"Large client messages refused (SQLSTATE 53200): larger than max_buffered_message_bytes, or it stayed in use for query_wait_timeout."),
 		reloads:    d("config_reloads_total", "Configuration reload attempts, by result (success, failure).", "result"),
 		reloadOK:   d("config_last_reload_successful", "1 if the latest reload succeeded (or none failed since start), 0 if the file on disk is not in force."),
 		configInfo: d("config_info", "Always 1; the hash label identifies the configuration in force.", "hash"),
@@ -112,7 +117,8 @@ func newCollector(src Source) *collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.clients, c.clientsWaiting, c.servers, c.accepted, c.clientGroups,
 		c.serverGroups, c.poolWait, c.queries, c.transactions, c.bytes, c.authFailures, c.refused,
-		c.serverErrors, c.serverUnclean, c.tlsHandshakes, c.tenantWaits, c.tenantRejections, c.reloads, c.reloadOK,
+		c.serverErrors, c.serverUnclean, c.tlsHandshakes, c.tenantWaits, c.tenantRejections,
+		c.bufferedBytes, c.budgetWaits, c.budgetRefusals, c.reloads, c.reloadOK,
 		c.configInfo, c.buildInfo} {
 		ch <- d
 	}
@@ -164,6 +170,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(c.tenantWaits, ct.TenantWaits)
 	counter(c.tenantRejections, ct.TenantLimited)
+	gauge(c.bufferedBytes, float64(st.BufferedMessageBytes))
+	counter(c.budgetWaits, ct.MessageBudgetWaits)
+	counter(c.budgetRefusals, ct.MessageBudgetRefusals)
 
 	counter(c.reloads, rl.Succeeded, "success")
 	counter(c.reloads, rl.Failed, "failure")

@@ -42,6 +42,8 @@ type Config struct {
 	ServerPassword       Secret // server_password, or the contents of server_password_file
 	ServerPasswordFile   string // server_password_file, resolved to an absolute path when possible
 	ServerConnectTimeout time.Duration
+	ServerCheckDelay     time.Duration // server_check_delay: 0 = check at every reuse
+	ServerCheckQuery     string        // server_check_query: "" = no query, only the peek
 
 	// Auth.
 	AuthUser         string // auth_user
@@ -75,6 +77,16 @@ type Config struct {
 	ClientIdleTimeout      time.Duration
 	IdleTransactionTimeout time.Duration
 	MaxTenantConnections   int
+	ClientLoginTimeout     time.Duration // client_login_timeout: 0 = no limit
+	// MaxBufferedMessageBytes is max_buffered_message_bytes: 0 = no limit.
+	MaxBufferedMessageBytes int64
+
+	// TCP keepalives (server connections and accepted client sockets).
+	// Zero idle, interval or count leave the operating system's setting.
+	TCPKeepalive bool
+	TCPKeepIdle  time.Duration
+	TCPKeepIntvl time.Duration
+	TCPKeepCnt   int
 
 	// TLS between clients and the proxy. File paths are "" when unset.
 	ClientTLSSSLMode     SSLMode

@@ -159,6 +159,20 @@ func definitions() []keyDef {
 			desc:     "How long to wait for PostgreSQL to accept a connection and finish logging in.",
 			accessor: bindDuration(positiveDuration, func(c *Config) *time.Duration { return &c.ServerConnectTimeout }),
 		},
+		keyDef{
+			name: "server_check_delay", def: "30s",
+			desc: "A pooled server connection idle for longer than this runs server_check_query before a client gets " +
+				"it; if the query fails or takes longer than server_connect_timeout, the connection is closed and " +
+				"another is used. 0 runs the query at every reuse. Whatever this says, every reuse first checks, " +
+				"without a query, that PostgreSQL has not closed the connection (as it does when it restarts).",
+			accessor: bindDuration(parseDuration, func(c *Config) *time.Duration { return &c.ServerCheckDelay }),
+		},
+		keyDef{
+			name: "server_check_query", def: "select 1",
+			desc: "Query that checks an idle server connection before reuse (see server_check_delay), as in PgBouncer. " +
+				"It finds a backend that is alive at the TCP level but does not answer. Empty means no query.",
+			accessor: bindString(identity, func(c *Config) *string { return &c.ServerCheckQuery }),
+		},
 	)
 
 	add("Auth",
@@ -307,6 +321,50 @@ func definitions() []keyDef {
 			desc: "Most client connections with the same context values at the same time, so one tenant cannot " +
 				"take every slot. 0 means no limit.",
 			accessor: bindInt(0, 1000000, func(c *Config) *int { return &c.MaxTenantConnections }),
+		},
+		keyDef{
+			name: "client_login_timeout", def: "60s",
+			desc: "Clients that have not finished logging in this long after connecting (startup, TLS, password, " +
+				"and getting a server connection with their context) get an error and are disconnected; they are " +
+				"counted in multigres_auth_failures_total with reason login_timeout. 0 turns this off.",
+			accessor: bindDuration(parseDuration, func(c *Config) *time.Duration { return &c.ClientLoginTimeout }),
+		},
+		keyDef{
+			name: "max_buffered_message_bytes", def: "256MB",
+			desc: "Most bytes of large client messages (over 64 kB: queries and Parse or Bind messages, which the " +
+				"proxy holds whole to check them) held at once by the whole proxy, so a few clients cannot take " +
+				"the host's memory. A message that does not fit waits, up to query_wait_timeout, for others to " +
+				"be sent on; then, or at once if it is larger than this, the client gets SQLSTATE 53200 and is " +
+				"disconnected. Sizes take B, kB, MB or GB. 0 means no limit.",
+			accessor: bind(parseSize, formatSize, func(c *Config) *int64 { return &c.MaxBufferedMessageBytes }),
+		},
+	)
+
+	add("TCP",
+		keyDef{
+			name: "tcp_keepalive", def: "on",
+			desc: "TCP keepalives on server connections and accepted client sockets, so that a peer that vanished " +
+				"(a crashed host, a dropped NAT entry) is noticed while the connection is idle. With these four " +
+				"keys the proxy sets the socket options itself, replacing Go's built-in keepalive for clients " +
+				"(15 s idle, 15 s between probes, 9 probes) and pgx's for server connections (5 minutes).",
+			accessor: bind(parseBool, formatBool, func(c *Config) *bool { return &c.TCPKeepalive }),
+		},
+		keyDef{
+			name: "tcp_keepidle", def: "30s",
+			desc: "Idle time before the first keepalive probe. 0 means the operating system's default " +
+				"(7200 s on Linux, which is PgBouncer's default).",
+			accessor: bindDuration(keepaliveDuration, func(c *Config) *time.Duration { return &c.TCPKeepIdle }),
+		},
+		keyDef{
+			name: "tcp_keepintvl", def: "10s",
+			desc:     "Time between unanswered keepalive probes. 0 means the operating system's default (75 s on Linux).",
+			accessor: bindDuration(keepaliveDuration, func(c *Config) *time.Duration { return &c.TCPKeepIntvl }),
+		},
+		keyDef{
+			name: "tcp_keepcnt", def: "3",
+			desc: "Unanswered probes after which the connection is dropped; with the defaults a silent peer is " +
+				"dropped about 60 s after it went quiet. 0 means the operating system's default (9 on Linux).",
+			accessor: bindInt(0, 127, func(c *Config) *int { return &c.TCPKeepCnt }),
 		},
 	)
 

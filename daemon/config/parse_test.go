@@ -107,8 +107,8 @@ func TestKeys(t *testing.T) {
 	if !slices.Equal(restart, restartKeys) {
 		t.Errorf("restart keys = %v, want %v", restart, restartKeys)
 	}
-	if len(seen) != 53 {
-		t.Errorf("%d keys, want 53", len(seen))
+	if len(seen) != 61 {
+		t.Errorf("%d keys, want 61", len(seen))
 	}
 }
 

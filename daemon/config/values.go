@@ -135,6 +135,66 @@ func positiveDuration(s string) (time.Duration, error) {
 
 func formatDuration(d time.Duration) string { return d.String() }
 
+// maxSize bounds byte sizes; nothing the proxy holds needs more.
+const maxSize = 1 << 40
+
+// sizeUnits are PostgreSQL's memory units (case-sensitive, as there).
+var sizeUnits = []struct {
+	name string
+	n    int64
+}{{"TB", 1 << 40}, {"GB", 1 << 30}, {"MB", 1 << 20}, {"kB", 1 << 10}, {"B", 1}}
+
+// parseSize reads a byte count: plain bytes ("268435456") or a number with
+// a PostgreSQL unit ("256MB", "512 kB").
+func parseSize(s string) (int64, error) {
+	bad := fmt.Errorf(`invalid size %q: use bytes ("1048576") or a number with a unit: B, kB, MB, GB or TB ("256MB")`, s)
+	num, unit := s, int64(1)
+	if i := strings.IndexFunc(s, func(r rune) bool { return r < '0' || r > '9' }); i >= 0 {
+		num = s[:i]
+		u := strings.TrimLeft(s[i:], " ")
+		found := false
+		for _, x := range sizeUnits {
+			if u == x.name {
+				unit, found = x.n, true
+			}
+		}
+		if !found {
+			return 0, bad
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil {
+		return 0, bad
+	}
+	if n > maxSize/unit {
+		return 0, fmt.Errorf("size %q is larger than the maximum 1TB", s)
+	}
+	return n * unit, nil
+}
+
+// formatSize writes a size in the largest unit that divides it.
+func formatSize(n int64) string {
+	for _, x := range sizeUnits[:len(sizeUnits)-1] {
+		if n != 0 && n%x.n == 0 {
+			return strconv.FormatInt(n/x.n, 10) + x.name
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// keepaliveDuration is a TCP keepalive time: whole seconds as the kernel
+// takes them, at most what Linux accepts.
+func keepaliveDuration(s string) (time.Duration, error) {
+	d, err := parseDuration(s)
+	if err != nil {
+		return 0, err
+	}
+	if d > 32767*time.Second {
+		return 0, fmt.Errorf("%s is longer than the 32767 s the kernel accepts", d)
+	}
+	return d, nil
+}
+
 // isDecimal accepts digits with at most one dot and at least one digit;
 // strconv.ParseFloat alone would also take "NaN", "Inf" and "1e9".
 func isDecimal(s string) bool {

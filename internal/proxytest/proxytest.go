@@ -51,7 +51,9 @@ func Options(env *demo.Env) proxy.Options {
 		AuthUser: "multigres_auth", AuthPassword: demo.AuthPassword, AuthCacheTTL: 10 * time.Second,
 		TenantRoles: []string{demo.TenantRole}, ContextVariables: env.ContextVariables, ValueSeparator: ":",
 		SuperuserBypass: []string{"postgres"}, PoolMode: "transaction", DefaultPoolSize: 8,
-		QueryWaitTimeout: 30 * time.Second,
+		QueryWaitTimeout: 30 * time.Second, ClientLoginTimeout: 60 * time.Second,
+		ServerCheckDelay: 30 * time.Second, ServerCheckQuery: "select 1", MaxBufferedMessageBytes: 256 << 20,
+		TCPKeepalive: true, TCPKeepIdle: 30 * time.Second, TCPKeepIntvl: 10 * time.Second, TCPKeepCnt: 3,
 	}
 }
 

@@ -144,7 +144,7 @@ func (s *session) handshake(conn net.Conn, cfg *tls.Config) error {
 	s.tls = st
 	// The plain reader is not released: with direct TLS, prefixConn still
 	// reads through it.
-	s.r = newLentMsgReader(tc, s.srv.bufs)
+	s.r = s.clientReader(tc)
 	s.w.Discard() // nothing plain may follow the handshake
 	s.w = newClientWriter(tc, s.srv.bufs)
 	s.log = s.log.With("tls", tls.VersionName(tc.ConnectionState().Version))

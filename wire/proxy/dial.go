@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 // dialer opens authenticated connections to the PostgreSQL behind the proxy.
@@ -25,6 +26,48 @@ type dialer struct {
 	sslrootcert string // CA for verify-ca / verify-full
 	sslcert     string // client certificate presented to PostgreSQL
 	sslkey      string
+	keepalive   net.KeepAliveConfig // tcp_keepalive and friends, for every server socket
+}
+
+// keepaliveConfig turns the tcp_keepalive keys into Go's settings. A zero
+// idle, interval or count means the operating system's default, as in
+// PgBouncer; Go would read zero as its own 15 s / 15 s / 9, which is why
+// the proxy always sets the socket options itself.
+func keepaliveConfig(o Options) net.KeepAliveConfig {
+	osDefault := func(d time.Duration) time.Duration {
+		if d == 0 {
+			return -1 // Go leaves the option as the kernel has it
+		}
+		return d
+	}
+	cnt := o.TCPKeepCnt
+	if cnt == 0 {
+		cnt = -1
+	}
+	return net.KeepAliveConfig{Enable: o.TCPKeepalive, Idle: osDefault(o.TCPKeepIdle), Interval: osDefault(o.TCPKeepIntvl), Count: cnt}
+}
+
+// netDialer dials server sockets with the configured keepalives. Without
+// it pgconn would use its own (5 minutes) and the bypass leg Go's (15 s).
+func (d *dialer) netDialer() *net.Dialer {
+	nd := &net.Dialer{KeepAliveConfig: d.keepalive}
+	if !d.keepalive.Enable {
+		nd.KeepAlive = -1 // off; Go would otherwise turn on its default
+	}
+	return nd
+}
+
+// setKeepalive applies the keepalive settings to an accepted client
+// socket, replacing the 15 s Go's listener set at accept.
+func setKeepalive(c net.Conn, cfg net.KeepAliveConfig) error {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return nil // Unix sockets have no keepalives
+	}
+	if err := tc.SetKeepAliveConfig(cfg); err != nil {
+		return fmt.Errorf("setting TCP keepalives: %w", err)
+	}
+	return nil
 }
 
 // quoteDSN quotes a libpq keyword/value for a connection string.
@@ -54,6 +97,7 @@ func (d *dialer) config(user, password, db string, params map[string]string) (*p
 	for k, v := range params {
 		cfg.RuntimeParams[k] = v
 	}
+	cfg.DialFunc = d.netDialer().DialContext
 	return cfg, nil
 }
 
@@ -131,40 +175,89 @@ func (s *serverConn) close() { _ = s.conn.Close() }
 // idleAlive reports whether an idle connection is still open and silent. An
 // idle backend sends nothing, so any byte waiting on the socket (PostgreSQL's
 // FATAL before it exits on a restart or pg_terminate_backend, a TLS alert)
-// or an end of file means it is gone. One non-blocking peek: no deadline
-// changes and no goroutine per idle connection.
+// or an end of file means it is gone.
 func (s *serverConn) idleAlive() bool {
-	if s.r.buffered() > 0 {
-		return false
-	}
-	c := s.conn
+	return s.r.buffered() == 0 && sockSilent(s.conn)
+}
+
+// sockSilent reports whether c is open with nothing to read: one
+// non-blocking peek, with no deadline changes and no goroutine per idle
+// connection. A connection that is not a socket the proxy can peek at is
+// trusted.
+func sockSilent(c net.Conn) bool {
 	if tc, ok := c.(interface{ NetConn() net.Conn }); ok {
 		c = tc.NetConn() // TLS: look at the socket underneath
 	}
 	sc, ok := c.(syscall.Conn)
 	if !ok {
-		return true // not a socket the proxy can peek at: trust it
+		return true
 	}
 	raw, err := sc.SyscallConn()
 	if err != nil {
 		return false
 	}
-	alive := true
+	silent := true
 	var b [1]byte
 	err = raw.Read(func(fd uintptr) bool {
-		n, _, rerr := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		switch {
-		case rerr == unix.EAGAIN || rerr == unix.EWOULDBLOCK:
-			alive = true // nothing to read: the normal case
-		case rerr == unix.EINTR:
+		_, _, rerr := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		switch rerr {
+		case unix.EAGAIN:
+			silent = true // nothing to read: the normal case
+		case unix.EINTR:
 			return false // try again
 		default:
-			alive = false // data, EOF (n == 0) or an error
-			_ = n
+			silent = false // data, EOF (no error, no byte) or an error
 		}
 		return true
 	})
-	return err == nil && alive
+	return err == nil && silent
+}
+
+// check runs server_check_query on an idle connection before it is handed
+// out, through the connection's model like any of the proxy's own
+// requests, so that what the query does to the unnamed statement is known.
+// Anything but a clean, idle answer within timeout fails the check.
+func (s *serverConn) check(query string, timeout time.Duration) error {
+	_ = s.conn.SetDeadline(time.Now().Add(timeout))
+	defer s.conn.SetDeadline(time.Time{})
+	s.st.push(request{typ: feQuery, own: true, eff: effDropUnnamed})
+	if _, err := s.w.Write(appendMsg(nil, feQuery, []byte(query), []byte{0})); err != nil {
+		s.st.markBroken("writing server_check_query failed")
+		return fmt.Errorf("writing server_check_query: %w", err)
+	}
+	if err := s.w.Flush(); err != nil {
+		s.st.markBroken("writing server_check_query failed")
+		return fmt.Errorf("writing server_check_query: %w", err)
+	}
+	var failed string
+	for s.st.busy() {
+		typ, msg, err := s.r.next(MaxMessageSize)
+		if err != nil {
+			s.st.markBroken("reading the answer to server_check_query failed")
+			return fmt.Errorf("reading the answer to server_check_query: %w", err)
+		}
+		var status byte
+		if typ == beReadyForQuery && len(msg) > 5 {
+			status = msg[5]
+		}
+		if v := s.st.reply(typ, status); v.kind == replyUnexpected {
+			s.st.markBroken("unexpected reply to server_check_query")
+			return fmt.Errorf("server_check_query: %s", v.why)
+		}
+		if typ == beErrorResponse && failed == "" {
+			var e pgproto3.ErrorResponse
+			_ = e.Decode(body(msg))
+			failed = fmt.Sprintf("%s (SQLSTATE %s)", e.Message, e.Code)
+		}
+	}
+	if failed != "" {
+		s.st.markBroken("server_check_query failed")
+		return fmt.Errorf("server_check_query failed: %s", failed)
+	}
+	if why := s.st.unsafe(); why != "" {
+		return fmt.Errorf("server_check_query left the connection unusable: %s", why)
+	}
+	return nil
 }
 
 // cancel sends a CancelRequest for the backend's running query and waits for

@@ -2,11 +2,14 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"sync"
+	"time"
+	"unsafe"
 )
 
 const (
@@ -23,6 +26,20 @@ const (
 	// their buffers are smaller: they bound the memory of idle clients.
 	clientReadBuffer  = 8 << 10
 	clientWriteBuffer = 16 << 10
+
+	// ownedMessageSize: a message larger than this is read into a buffer
+	// of its own that the reader never touches again, so the caller may
+	// keep it, or strings that view it (textOf), without a copy. Smaller
+	// ones reuse the reader's buffer.
+	ownedMessageSize = 1 << 20
+	// budgetedMessageSize: client messages larger than this count against
+	// max_buffered_message_bytes while held. It is above maxStartupSize,
+	// so a client that has not logged in never holds any of the budget.
+	budgetedMessageSize = 64 << 10
+	// growStart is the first size of a large message's buffer; it grows
+	// as the body arrives (growBuffer), so announcing a large message and
+	// sending nothing costs no memory.
+	growStart = 64 << 10
 )
 
 // idleReadSize is what an idle client connection holds to read into: the
@@ -54,7 +71,15 @@ func newBufPools() *bufPools {
 // when a message fits in the buffer.
 type msgReader struct {
 	r   *bufio.Reader // nil while lent back (see release)
-	big []byte        // reused for messages larger than the bufio buffer
+	big []byte        // reused for messages larger than the bufio buffer, up to ownedMessageSize
+
+	// The process's budget for large messages (nil: not charged, as for
+	// server connections), what a wait for it is bounded by, and how much
+	// the message last returned holds of it.
+	budget     *msgBudget
+	budgetCtx  context.Context
+	budgetWait time.Duration
+	held       int64
 
 	pool *bufPools  // nil: the buffer is the reader's own for good
 	head headReader // what r reads through when it comes from pool
@@ -103,6 +128,7 @@ func (m *msgReader) buffered() int {
 // release gives the buffers back when nothing is buffered; the next read
 // borrows them again. Only a reader whose r nobody else holds may call it.
 func (m *msgReader) release() {
+	m.settle()
 	if m.pool == nil || m.r == nil || m.buffered() > 0 {
 		return
 	}
@@ -133,9 +159,19 @@ func (m *msgReader) borrow() error {
 	}
 }
 
+// settle gives back the budget the last message held: the caller is done
+// with it once it asks for the next one.
+func (m *msgReader) settle() {
+	if m.held > 0 {
+		m.budget.refund(m.held)
+		m.held = 0
+	}
+}
+
 // header peeks the next message's type and total length (type byte + length
 // word + body) without consuming it.
 func (m *msgReader) header() (typ byte, total int, err error) {
+	m.settle()
 	if err := m.borrow(); err != nil {
 		return 0, 0, err
 	}
@@ -171,19 +207,67 @@ func (m *msgReader) next(limit int) (typ byte, msg []byte, err error) {
 		_, _ = m.r.Discard(total)
 		return typ, msg, nil
 	}
-	if cap(m.big) < total {
-		m.big = make([]byte, total)
+	if m.budget != nil && total > budgetedMessageSize {
+		if err := m.budget.charge(m.budgetCtx, int64(total), m.budgetWait); err != nil {
+			return typ, nil, err
+		}
+		m.held = int64(total)
 	}
-	m.big = m.big[:total]
-	if _, err := io.ReadFull(m.r, m.big); err != nil {
+	if total > ownedMessageSize {
+		msg, err = growBuffer(m.r, nil, total)
+		if err != nil {
+			return 0, nil, unexpected(err)
+		}
+		return typ, msg, nil
+	}
+	m.big, err = growBuffer(m.r, m.big[:0], total)
+	if err != nil {
 		return 0, nil, unexpected(err)
 	}
 	return typ, m.big, nil
 }
 
+// growBuffer reads total bytes from r into buf, growing it as the bytes
+// arrive rather than allocating the announced size up front: a client
+// that announces 64 MB and stalls holds what it sent, not 64 MB. Once a
+// quarter has arrived the rest is taken in one step, so a real large
+// message costs one copy of at most a quarter of it.
+func growBuffer(r io.Reader, buf []byte, total int) ([]byte, error) {
+	for len(buf) < total {
+		if len(buf) == cap(buf) {
+			c := max(2*cap(buf), growStart)
+			if c >= total/4 {
+				c = total
+			}
+			nb := make([]byte, len(buf), min(c, total))
+			copy(nb, buf)
+			buf = nb
+		}
+		n, err := r.Read(buf[len(buf):min(cap(buf), total)])
+		buf = buf[:len(buf)+n]
+		if err != nil && len(buf) < total {
+			return buf, err
+		}
+	}
+	return buf, nil
+}
+
+// textOf returns part, a piece of msg, as a string. When msg is in a
+// buffer of its own (larger than ownedMessageSize) nothing writes to that
+// buffer again, so the string views it instead of copying: a 60 MB Query
+// costs 60 MB, not 120. Smaller messages live in buffers the reader
+// reuses and are copied.
+func textOf(msg, part []byte) string {
+	if len(msg) > ownedMessageSize && len(part) > 0 {
+		return unsafe.String(&part[0], len(part))
+	}
+	return string(part)
+}
+
 // copyTo streams the next message to w, buffering at most the reader's
 // buffer; used for large rows and COPY data the proxy never inspects.
 func (m *msgReader) copyTo(w io.Writer, total int) error {
+	m.settle()
 	if err := m.borrow(); err != nil {
 		return unexpected(err)
 	}

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -68,14 +71,8 @@ func (s *session) tenantLogin(ctx context.Context, sm *pgproto3.StartupMessage) 
 	// The first assignment is synchronous: the client must not see
 	// ReadyForQuery before its context is in place.
 	s.tenantKey = s.tenant.Key()
-	sc, err := s.acquire(ctx)
+	sc, statuses, err := s.firstConnection(ctx)
 	if err != nil {
-		return err
-	}
-	statuses, err := s.applyContextSync(ctx, sc)
-	if err != nil {
-		sc.st.markBroken("the login's context assignment failed")
-		s.release(sc, false)
 		return err
 	}
 	s.srv.registerCancel(s)
@@ -103,6 +100,50 @@ func (s *session) tenantLogin(ctx context.Context, sm *pgproto3.StartupMessage) 
 	}
 	s.attach(sc)
 	return nil
+}
+
+// firstConnection gets the login's server connection with the client's
+// context applied, while watching for the client to give up. A connection
+// that breaks under the context query (its backend was terminated after
+// the pool's peek) is replaced once: the client has no part in that
+// failure. A server that does not answer is not retried, so a hang costs
+// the login server_connect_timeout once.
+func (s *session) firstConnection(ctx context.Context) (*serverConn, map[string]string, error) {
+	wctx, stop := s.watchClient(ctx)
+	defer stop()
+	for attempt := 0; ; attempt++ {
+		sc, err := s.acquire(wctx)
+		if err != nil {
+			return nil, nil, s.goneOr(wctx, err)
+		}
+		statuses, err := s.applyContextSync(wctx, sc)
+		if err == nil {
+			return sc, statuses, nil
+		}
+		sc.st.markBroken("the login's context assignment failed")
+		s.release(sc, false)
+		if attempt == 0 && serverConnBroke(err) && wctx.Err() == nil {
+			s.log.Info("the server connection broke during login; trying another", "err", err)
+			continue
+		}
+		return nil, nil, s.goneOr(wctx, err)
+	}
+}
+
+// goneOr returns errClientGone when the watch saw the client leave (the
+// error is then only the consequence), err otherwise.
+func (s *session) goneOr(wctx context.Context, err error) error {
+	if errors.Is(context.Cause(wctx), errClientGone) {
+		return errClientGone
+	}
+	return err
+}
+
+// serverConnBroke reports failures of the server connection's socket, not
+// of the server's answer or of a timeout.
+func serverConnBroke(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
 }
 
 // connectError turns a failure to get a server connection into what the
@@ -135,9 +176,11 @@ func (s *session) authenticate(ctx context.Context, role string) error {
 	if err := s.checkCertUser(role); err != nil {
 		return err
 	}
-	v, err := s.srv.creds.Load().verifier(ctx, s.db, role)
+	wctx, stop := s.watchClient(ctx)
+	v, err := s.srv.creds.Load().verifier(wctx, s.db, role)
+	stop()
 	if err != nil {
-		return s.connectError(err)
+		return s.goneOr(wctx, s.connectError(err))
 	}
 	if v == "" {
 		s.srv.metrics.authFailure("no_verifier")

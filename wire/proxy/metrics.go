@@ -104,6 +104,10 @@ type Counters struct {
 	TenantWaits   uint64 // acquisitions that waited for max_tenant_connections
 	TenantLimited uint64 // of those, how many timed out
 	ClientsTotal  uint64
+	// Large client messages that waited for max_buffered_message_bytes,
+	// and those refused (larger than it, or waited query_wait_timeout).
+	MessageBudgetWaits    uint64
+	MessageBudgetRefusals uint64
 }
 
 // Counters returns a copy of the counters.
@@ -115,7 +119,7 @@ func (s *Server) Counters() Counters {
 		TenantWaits: m.tenantWaits.Load(), TenantLimited: m.tenantLimits.Load(), ClientsTotal: m.clientsTotal.Load(),
 		Queries: m.queries.Load(), Transactions: m.transactions.Load(), BytesIn: m.bytesIn.Load(),
 		BytesOut: m.bytesOut.Load(), ServerErrors: m.serverErrors.Load(), ServerUnclean: m.uncleanCloses.Load(), WaitCount: m.waitCount.Load(),
-		WaitSum: float64(m.waitSumNanos.Load()) / 1e9}
+		WaitSum: float64(m.waitSumNanos.Load()) / 1e9, MessageBudgetWaits: s.budget.waits.Load(), MessageBudgetRefusals: s.budget.refusals.Load()}
 	for i := range m.waitBuckets {
 		c.WaitBuckets[i] = m.waitBuckets[i].Load()
 	}

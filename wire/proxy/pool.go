@@ -30,6 +30,12 @@ type poolLimits struct {
 	waitTimeout    time.Duration // query_wait_timeout; 0 = wait forever
 	idleTimeout    time.Duration
 	lifetime       time.Duration
+	// A connection idle longer than checkDelay runs checkQuery before it
+	// is handed out ("" = only the peek every reuse gets); checkTimeout
+	// (server_connect_timeout) bounds the check.
+	checkDelay   time.Duration
+	checkQuery   string
+	checkTimeout time.Duration
 }
 
 // pool holds server connections to one database, logged in as server_user and
@@ -50,7 +56,7 @@ type pool struct {
 	stop     chan struct{}
 	done     chan struct{}
 	waits    uint64 // number of acquisitions that had to wait
-	deadIdle uint64 // idle connections found dead at acquisition
+	deadIdle uint64 // idle connections found dead (peek or server_check_query)
 }
 
 func newPool(db string, limits poolLimits, open func(context.Context) (*serverConn, error), log *slog.Logger) *pool {
@@ -79,18 +85,21 @@ func (p *pool) acquire(ctx context.Context, ctxKey string) (*serverConn, error) 
 		}
 		if sc := p.takeIdle(ctxKey); sc != nil {
 			p.active++
+			lim := p.limits
 			p.mu.Unlock()
-			if time.Since(sc.lastUsed) < idleCheckAfter || sc.idleAlive() {
+			err := p.vet(sc, lim)
+			if err == nil {
 				return sc, nil
 			}
 			// Died while pooled (PostgreSQL restarted, the backend was
-			// terminated): drop it and look again.
-			p.log.Info("dropping a pooled server connection that died while idle", "pid", sc.pid)
+			// terminated or hangs): drop it and look again.
+			p.log.Info("dropping a pooled server connection that failed its check", "pid", sc.pid, "err", err)
 			sc.close()
 			p.mu.Lock()
 			p.active--
 			p.total--
 			p.deadIdle++
+			p.wakeOne() // its slot is free for a new connection
 			continue
 		}
 		limit := p.limits.size
@@ -164,6 +173,24 @@ func (p *pool) acquire(ctx context.Context, ctxKey string) (*serverConn, error) 
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// errDeadIdle: the peek found the connection closed or talking.
+var errDeadIdle = errors.New("the connection was closed by the server, or it sent something while idle")
+
+// vet checks an idle connection just taken from the pool: a reuse after
+// idleCheckAfter peeks at the socket (one system call), and one idle for longer than
+// server_check_delay also runs server_check_query, which finds a backend
+// that is alive at the TCP level but does not answer.
+func (p *pool) vet(sc *serverConn, lim poolLimits) error {
+	idle := time.Since(sc.lastUsed)
+	if idle >= idleCheckAfter && !sc.idleAlive() {
+		return errDeadIdle
+	}
+	if lim.checkQuery != "" && idle >= lim.checkDelay {
+		return sc.check(lim.checkQuery, lim.checkTimeout)
+	}
+	return nil
 }
 
 // takeIdle pops an idle connection, preferring one carrying ctxKey. Caller holds mu.
@@ -260,6 +287,16 @@ func (p *pool) maintain() {
 		var stale []*serverConn
 		keep := p.idle[:0]
 		for _, sc := range p.idle {
+			// The peek is a non-blocking system call, and the pool owns
+			// idle connections only under mu. Dropping the dead now, not
+			// at their next use, lets min_pool_size refill after a
+			// restart and keeps SHOW POOLS true.
+			if !sc.idleAlive() {
+				p.log.Info("dropping a pooled server connection that died while idle", "pid", sc.pid)
+				p.deadIdle++
+				stale = append(stale, sc)
+				continue
+			}
 			idleFor := time.Since(sc.lastUsed)
 			tooOld := p.limits.lifetime > 0 && time.Since(sc.created) > p.limits.lifetime
 			tooIdle := p.limits.idleTimeout > 0 && idleFor > p.limits.idleTimeout && p.total-len(stale) > p.limits.minSize

@@ -28,6 +28,20 @@ type Options struct {
 	ServerTLSCAFile      string
 	ServerTLSCertFile    string
 	ServerTLSKeyFile     string
+	// ServerCheckDelay and ServerCheckQuery are PgBouncer's
+	// server_check_delay and server_check_query: a pooled connection idle
+	// for longer than the delay runs the query before it is handed out;
+	// "" runs none (the peek at the socket happens anyway).
+	ServerCheckDelay time.Duration
+	ServerCheckQuery string
+
+	// TCP keepalives of server connections and accepted client sockets
+	// (tcp_keepalive, tcp_keepidle, tcp_keepintvl, tcp_keepcnt). Zero
+	// idle, interval or count leave the operating system's setting.
+	TCPKeepalive bool
+	TCPKeepIdle  time.Duration
+	TCPKeepIntvl time.Duration
+	TCPKeepCnt   int
 
 	AuthUser     string
 	AuthPassword string
@@ -52,6 +66,13 @@ type Options struct {
 	ClientIdleTimeout      time.Duration
 	IdleTransactionTimeout time.Duration
 	MaxTenantConnections   int // server connections one tenant may hold at once; 0 = no limit
+	// ClientLoginTimeout bounds a client's login, from accept to its first
+	// ReadyForQuery (client_login_timeout); 0 = no limit.
+	ClientLoginTimeout time.Duration
+	// MaxBufferedMessageBytes bounds the bytes of large client messages
+	// held at once by the whole proxy (max_buffered_message_bytes); 0 = no
+	// limit. A message that does not fit waits up to QueryWaitTimeout.
+	MaxBufferedMessageBytes int64
 
 	// AdminUsers may log in to the admin console (database AdminDB).
 	AdminUsers []string
@@ -90,6 +111,9 @@ type Stats struct {
 	Waiting        int
 	AcceptedTotal  uint64
 	LastAcceptTime time.Time
+	// BufferedMessageBytes is how much of max_buffered_message_bytes
+	// large client messages hold now.
+	BufferedMessageBytes int64
 }
 
 // Server is the proxy. Build it with New, serve listeners with Serve, and
@@ -101,6 +125,7 @@ type Server struct {
 	creds   atomic.Pointer[credentials]
 	metrics *metrics
 	bufs    *bufPools // client read and write buffers, lent per request
+	budget  *msgBudget
 	tenants *tenantLimiter
 
 	ctx    context.Context
@@ -134,7 +159,7 @@ func New(opts Options, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("generating the refusal token: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{log: log, token: "multigres_refused_" + hex.EncodeToString(tok), metrics: newMetrics(), bufs: newBufPools(), tenants: newTenantLimiter(),
+	s := &Server{log: log, token: "multigres_refused_" + hex.EncodeToString(tok), metrics: newMetrics(), bufs: newBufPools(), budget: newMsgBudget(), tenants: newTenantLimiter(),
 		ctx: ctx, cancel: cancel, listeners: map[net.Listener]struct{}{}, sessions: map[*session]struct{}{},
 		cancels: map[cancelKey]*session{}, pools: map[string]*pool{}}
 	if err := s.Update(opts); err != nil {
@@ -168,12 +193,23 @@ func (s *Server) Update(opts Options) error {
 	if opts.ServerConnectTimeout <= 0 {
 		return fmt.Errorf("server_connect_timeout %s is not positive", opts.ServerConnectTimeout)
 	}
+	for name, d := range map[string]time.Duration{"client_login_timeout": opts.ClientLoginTimeout, "server_check_delay": opts.ServerCheckDelay,
+		"tcp_keepidle": opts.TCPKeepIdle, "tcp_keepintvl": opts.TCPKeepIntvl} {
+		if d < 0 {
+			return fmt.Errorf("%s %s is negative", name, d)
+		}
+	}
+	if opts.TCPKeepCnt < 0 || opts.MaxBufferedMessageBytes < 0 {
+		return fmt.Errorf("tcp_keepcnt %d or max_buffered_message_bytes %d is negative", opts.TCPKeepCnt, opts.MaxBufferedMessageBytes)
+	}
 	g := &generation{opts: opts, guard: sqlguard.New(opts.ContextVariables), dial: &dialer{
 		host: opts.ServerHost, port: opts.ServerPort, timeout: opts.ServerConnectTimeout,
 		sslmode: opts.ServerTLSMode, sslrootcert: opts.ServerTLSCAFile, sslcert: opts.ServerTLSCertFile, sslkey: opts.ServerTLSKeyFile,
+		keepalive: keepaliveConfig(opts),
 	}}
+	s.budget.setLimit(opts.MaxBufferedMessageBytes)
 	old := s.gen.Swap(g)
-	oldCreds := s.creds.Swap(newCredentials(g.dial, opts.AuthUser, opts.AuthPassword, opts.AuthDBName, opts.AuthCacheTTL))
+	oldCreds := s.creds.Swap(newCredentials(g.dial, opts.AuthUser, opts.AuthPassword, opts.AuthDBName, opts.AuthCacheTTL, opts.ServerConnectTimeout))
 	if oldCreds != nil {
 		oldCreds.Close()
 	}
@@ -199,7 +235,7 @@ func (s *Server) Update(opts Options) error {
 func limitsOf(o Options) poolLimits {
 	return poolLimits{size: o.DefaultPoolSize, minSize: o.MinPoolSize, reserve: o.ReservePoolSize,
 		reserveTimeout: o.ReservePoolTimeout, waitTimeout: o.QueryWaitTimeout, idleTimeout: o.ServerIdleTimeout,
-		lifetime: o.ServerLifetime}
+		lifetime: o.ServerLifetime, checkDelay: o.ServerCheckDelay, checkQuery: o.ServerCheckQuery, checkTimeout: o.ServerConnectTimeout}
 }
 
 // poolFor returns the pool of database db, creating it on first use.
@@ -282,9 +318,13 @@ func (s *Server) isClosed() bool {
 // start runs a session for conn on its own goroutine.
 func (s *Server) start(conn net.Conn) {
 	g := s.gen.Load()
-	sess := &session{srv: s, gen: g, conn: conn, r: newLentMsgReader(conn, s.bufs), w: newClientWriter(conn, s.bufs),
+	sess := &session{srv: s, gen: g, conn: conn, w: newClientWriter(conn, s.bufs),
 		log: s.log.With("client", conn.RemoteAddr().String())}
+	sess.r = sess.clientReader(conn)
 	sess.cond = sync.NewCond(&sess.mu)
+	if err := setKeepalive(conn, g.dial.keepalive); err != nil {
+		sess.log.Warn("keeping the client's TCP keepalive settings as accepted", "err", err)
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -354,7 +394,7 @@ func (s *Server) cancelFor(ctx context.Context, key cancelKey) {
 // Stats returns current counts.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
-	st := Stats{Clients: len(s.sessions), AcceptedTotal: s.accepted.Load()}
+	st := Stats{Clients: len(s.sessions), AcceptedTotal: s.accepted.Load(), BufferedMessageBytes: s.budget.inUse.Load()}
 	pools := make([]*pool, 0, len(s.pools))
 	for _, p := range s.pools {
 		pools = append(pools, p)

@@ -71,8 +71,7 @@ func (s *session) dialLeg(ctx context.Context, tcfg *tls.Config) (*serverLeg, er
 	if strings.HasPrefix(g.dial.host, "/") {
 		network, addr = "unix", fmt.Sprintf("%s/.s.PGSQL.%d", g.dial.host, g.dial.port)
 	}
-	var nd net.Dialer
-	raw, err := nd.DialContext(ctx, network, addr)
+	raw, err := g.dial.netDialer().DialContext(ctx, network, addr) // with tcp_keepalive's settings
 	if err != nil {
 		return nil, fmt.Errorf("dialing %s: %w", addr, err)
 	}

@@ -343,7 +343,7 @@ func (s *session) deallocate(d deallocateStmt) (string, request, bool) {
 // querySQL returns the SQL text of a Query message.
 func querySQL(msg []byte) (string, bool) {
 	sql, _, ok := cstring(body(msg))
-	return string(sql), ok
+	return textOf(msg, sql), ok
 }
 
 // parseSQL returns the SQL text of a Parse message.
@@ -353,7 +353,7 @@ func parseSQL(msg []byte) (string, bool) {
 		return "", false
 	}
 	sql, _, ok := cstring(rest)
-	return string(sql), ok
+	return textOf(msg, sql), ok
 }
 
 func isDiscardAll(sql string) bool {
