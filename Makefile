@@ -22,7 +22,7 @@ NFPM     = VERSION='$(VERSION)' GOARCH='$(GOARCH)' MULTIGRES_CONFIG='$(CONFIG)' 
 	   $(GO) tool nfpm package -f nfpm.yaml
 LDFLAGS := -s -w -buildid= -X $(PKG)/daemon.Version=$(VERSION)
 
-.PHONY: help build package test test-go test-examples test-package test-systemd test-diff-long check-units ci clean
+.PHONY: help build package test test-go test-examples test-clients test-package test-systemd test-diff-long check-units ci clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -41,7 +41,7 @@ $(BUILD)/%.gz: packaging/%
 	@mkdir -p $(BUILD)
 	gzip -9 -n -c $< > $@
 
-test: test-go test-examples check-units test-package test-systemd ## run all tests (what .ci/run calls)
+test: test-go test-examples test-clients check-units test-package test-systemd ## run all tests (what .ci/run calls)
 
 EXAMPLE := examples/drizzle-express
 
@@ -56,6 +56,17 @@ test-go: $(EXAMPLE)/node_modules ## Go tests with the race detector (node-postgr
 
 test-examples: build $(EXAMPLE)/node_modules ## the guide's Drizzle/Express code through Multigres
 	cd $(EXAMPLE) && MULTIGRES_BIN=$(CURDIR)/bin/multigres npm test
+
+# The driver matrix (tests/clients): every driver directly against
+# PostgreSQL and through Multigres in both pool modes, outcomes compared.
+CLIENTS := tests/clients
+
+$(CLIENTS)/node/node_modules: $(CLIENTS)/node/package-lock.json
+	cd $(CLIENTS)/node && npm ci --no-audit --no-fund
+	@touch $@
+
+test-clients: $(CLIENTS)/node/node_modules ## driver matrix: psycopg, asyncpg, JDBC, Rails, node, Go drivers in both pool modes
+	MULTIGRES_CLIENTS=1 $(GO) test -count=1 -timeout 20m -v -run TestDrivers ./$(CLIENTS)/
 
 test-package: ## build, inspect and install the packages in a throwaway root (needs root)
 	packaging/test.sh

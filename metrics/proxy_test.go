@@ -189,9 +189,9 @@ func TestRefusalsAndAuthFailuresCounted(t *testing.T) {
 		kind string
 	}{
 		{"SET ROLE NONE", "set_role"},
-		{"RESET ALL", "reset_all"},
+		{"SET app.current_tenant_id = 'globex'", "set_context"},
 		{"DO $$BEGIN PERFORM 1; END$$", "do"},
-		{"LISTEN x", "listen"},
+		{"ALTER SYSTEM SET work_mem = '1MB'", "alter_system"},
 	}
 	for _, tc := range tests {
 		before, _ := scrape(t, url).value("multigres_refused_statements_total", "kind", tc.kind)

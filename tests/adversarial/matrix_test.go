@@ -150,12 +150,17 @@ func TestNoWayBackToTheLoginRole(t *testing.T) {
 		{name: "session authorization", sql: "SET SESSION AUTHORIZATION multigres_authenticator", want: refused},
 		{name: "reset session authorization", sql: "RESET SESSION AUTHORIZATION", want: refused},
 		{name: "session_authorization setting", sql: "SET session_authorization = 'postgres'", want: refused},
-		{name: "reset all", sql: "RESET ALL", want: refused},
+		// Answered by the proxy alone (pool reset sequences): it resets the
+		// client's settings, never the context; refused in a Parse.
+		{name: "reset all", sql: "RESET ALL", want: harmless},
+		{name: "reset all with others", sql: "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;", want: harmless, simpleOnly: true},
+		{name: "reset all with a select", sql: "RESET ALL; SELECT 1", want: refused, simpleOnly: true},
 		{name: "discard all in a string", sql: "DISCARD ALL; SELECT 1", want: refused, simpleOnly: true},
 		// A lone DISCARD ALL between transactions is answered by the proxy
 		// in transaction mode (drivers send it); it must change nothing.
 		{name: "discard all", sql: "DISCARD ALL", want: harmless},
-		{name: "discard sequences", sql: "DISCARD SEQUENCES", want: refused},
+		{name: "discard sequences", sql: "DISCARD SEQUENCES", want: harmless},
+		{name: "discard sequences in a string", sql: "DISCARD SEQUENCES; SELECT 1", want: refused, simpleOnly: true},
 		{name: "discard plans", sql: "DISCARD PLANS", want: succeeds},
 		{name: "set_config role", sql: "SELECT set_config('role', 'none', false)", want: failed, code: "42501"},
 		{name: "set_config session_authorization", sql: "SELECT set_config('session_authorization', 'postgres', false)", want: failed, code: "42501"},
@@ -253,14 +258,21 @@ func TestHardenedFunctionsAndObjects(t *testing.T) {
 		{name: "nonce nextval", sql: "SELECT nextval('multigres.seal_nonce')", want: failed, code: "42501"},
 		{name: "nonce read", sql: "SELECT last_value FROM multigres.seal_nonce", want: failed, code: "42501"},
 		{name: "contacts sequence setval", sql: "SELECT setval('contacts_id_seq', 1)", want: failed, code: "42501"},
-		{name: "listen", sql: "LISTEN tenant_events", want: refused},
-		{name: "unlisten", sql: "UNLISTEN *", want: refused},
-		{name: "notify", sql: "NOTIFY tenant_events, 'x'", want: refused},
-		{name: "pg_notify", sql: "SELECT pg_notify('tenant_events', 'x')", want: refused},
-		{name: "pg_notify qualified", sql: "SELECT pg_catalog . pg_notify /**/ ('tenant_events', 'x')", want: refused},
-		{name: "pg_notify quoted", sql: `SELECT "pg_notify"('tenant_events', 'x')`, want: refused},
-		{name: "pg_notify unicode", sql: `SELECT U&"pg\005fnotify"('tenant_events', 'x')`, want: refused},
-		{name: "pg_notify in from", sql: "SELECT * FROM PG_NOTIFY('tenant_events', 'x')", want: refused},
+		// Channels are scoped to the tenant (TestNoNotificationsAcrossTenants,
+		// TestTenantChannelsAreScoped); a channel the proxy cannot read is
+		// refused.
+		{name: "listen", sql: "LISTEN tenant_events", want: succeeds},
+		{name: "listen in a string", sql: "LISTEN tenant_events; SELECT 1", want: failed, simpleOnly: true},
+		{name: "unlisten", sql: "UNLISTEN *", want: succeeds},
+		{name: "notify", sql: "NOTIFY tenant_events, 'x'", want: succeeds},
+		{name: "pg_notify", sql: "SELECT pg_notify('tenant_events', 'x')", want: succeeds},
+		{name: "pg_notify qualified", sql: "SELECT pg_catalog . pg_notify /**/ ('tenant_events', 'x')", want: succeeds},
+		{name: "pg_notify quoted", sql: `SELECT "pg_notify"('tenant_events', 'x')`, want: succeeds},
+		{name: "pg_notify unicode", sql: `SELECT U&"pg\005fnotify"('tenant_events', 'x')`, want: succeeds},
+		{name: "pg_notify in from", sql: "SELECT * FROM PG_NOTIFY('tenant_events', 'x')", want: succeeds},
+		{name: "pg_notify expression", sql: "SELECT pg_notify('tenant' || '_events', 'x')", want: refused},
+		{name: "pg_notify cast", sql: "SELECT pg_notify('tenant_events'::text, 'x')", want: refused},
+		{name: "pg_notify column", sql: "SELECT pg_notify(name, 'x') FROM contacts", want: refused},
 		{name: "pg_notify named args", sql: "SELECT pg_notify(channel => 'tenant_events', payload => 'x')", want: refused},
 	})
 }

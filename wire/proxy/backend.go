@@ -40,6 +40,9 @@ type request struct {
 	// skipped marks a request written after an extended-protocol error and
 	// before the Sync: the server ignores it and sends nothing for it.
 	skipped bool
+	// plan carries the tracked effects of the request's statements
+	// (settings.go); the reader applies them as the replies arrive.
+	plan *stmtPlan
 
 	// What the request does to the client's own statement names
 	// (transaction mode; see clientStmts).

@@ -19,18 +19,10 @@ func (s *session) writeContext(ctx context.Context, sc *serverConn) error {
 	if sc.ctxKey == s.ctxKey && !sc.dirty {
 		return nil
 	}
-	key, err := s.srv.creds.Load().sealKey(ctx, s.db)
+	q, err := s.contextQuery(ctx, sc)
 	if err != nil {
-		return s.connectError(err)
+		return err
 	}
-	var rnd [16]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		return fmt.Errorf("generating a seal nonce and seed: %w", err)
-	}
-	nonce := int64(binary.BigEndian.Uint64(rnd[:8])>>2) + 1 // 1 .. 2^62
-	// setseed takes a value in [-1, 1]; 53 random bits fill a float64's mantissa.
-	seed := float64(binary.BigEndian.Uint64(rnd[8:])>>11)/float64(1<<53)*2 - 1
-
 	var reqs [2]request
 	n := 0
 	buf := s.scratch[:0]
@@ -39,7 +31,6 @@ func (s *session) writeContext(ctx context.Context, sc *serverConn) error {
 		reqs[n] = request{typ: feQuery, own: true, context: true, eff: effDiscard}
 		n++
 	}
-	q := contextSQL(s.tenant, key, sc.pid, nonce, seed, s.params)
 	buf = appendMsg(buf, feQuery, []byte(q), []byte{0})
 	reqs[n] = request{typ: feQuery, own: true, context: true, eff: effDropUnnamed}
 	n++
@@ -53,6 +44,23 @@ func (s *session) writeContext(ctx context.Context, sc *serverConn) error {
 	sc.ctxKey = s.ctxKey
 	sc.dirty = false
 	return nil
+}
+
+// contextQuery returns the query that gives sc this session's context,
+// with a fresh nonce and random() seed.
+func (s *session) contextQuery(ctx context.Context, sc *serverConn) (string, error) {
+	key, err := s.srv.creds.Load().sealKey(ctx, s.db)
+	if err != nil {
+		return "", s.connectError(err)
+	}
+	var rnd [16]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return "", fmt.Errorf("generating a seal nonce and seed: %w", err)
+	}
+	nonce := int64(binary.BigEndian.Uint64(rnd[:8])>>2) + 1 // 1 .. 2^62
+	// setseed takes a value in [-1, 1]; 53 random bits fill a float64's mantissa.
+	seed := float64(binary.BigEndian.Uint64(rnd[8:])>>11)/float64(1<<53)*2 - 1
+	return contextSQL(s.tenant, key, sc.pid, nonce, seed, s.params), nil
 }
 
 // applyContextSync resets sc if needed and applies the session's context,
@@ -108,5 +116,6 @@ func (s *session) applyContextSync(ctx context.Context, sc *serverConn) (map[str
 		return nil, fatalf(codeInsufficientPriv, "multigres: could not set the tenant context: %s", firstErr.Message).
 			withHint("check that `multigres setup` ran with this role in tenant_roles")
 	}
+	s.noteLoginStatus(sc.params, statuses)
 	return statuses, nil
 }

@@ -27,6 +27,16 @@
 //	                   releasing sc at a clean ReadyForQuery
 //	cancel (per request) delivering one CancelRequest                    a cancel connection's session
 //	pool maintenance   closing stale idle connections, min_pool_size     newPool
+//	notification hub   reading a pool's listening connection; handing    the first LISTEN
+//	(per pool)         notifications to sessions (notify.go)
+//	notification       writing queued notifications to one client       a notification
+//	delivery           while its stream is at a message boundary
+//
+// Tracked settings and LISTENs (settings.go) are followed by the reader:
+// it applies each request's statement effects as the replies arrive and,
+// at ReadyForQuery, makes what committed the client's (the session's
+// parameters and context key change under session.mu, before the
+// connection is released).
 //
 // The client writer (clientWriter) is shared by the session goroutine
 // (local answers, errors while detached) and the reader; it has its own

@@ -46,7 +46,7 @@ func (s *session) tenantLogin(ctx context.Context, sm *pgproto3.StartupMessage) 
 			return fatalf(codeInsufficientPriv, "multigres: %s", refusedParams[lk])
 		case contains(o.ContextVariables, lk) || strings.HasPrefix(lk, "multigres."):
 			return fatalf(codeInsufficientPriv, "multigres: context variable %q cannot be set by the client", k)
-		case lk == "client_encoding" && !safeClientEncodings[strings.ToLower(strings.ReplaceAll(v, "-", "_"))]:
+		case lk == "client_encoding" && !clientEncodingOK(v):
 			return fatalf(codeFeatureNotSupported, "multigres: client_encoding %q is not supported for tenant connections", v).
 				withHint("use UTF8")
 		case forwardedParams[lk]:
@@ -183,9 +183,7 @@ func (s *session) authenticate(ctx context.Context, role string) error {
 		return s.goneOr(wctx, s.connectError(err))
 	}
 	if v == "" {
-		s.srv.metrics.authFailure("no_verifier")
-		return fatalf(codeInvalidPassword, "role %q has no SCRAM-SHA-256 password", role).
-			withHint(fmt.Sprintf("set one as a superuser: ALTER ROLE %s PASSWORD '...' (with password_encryption = scram-sha-256)", role))
+		return s.noVerifier(ctx, role) // tenant.go: not set up, missing, or no password
 	}
 	ver, err := scram.ParseVerifier(v)
 	if err != nil {

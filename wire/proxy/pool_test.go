@@ -148,7 +148,9 @@ func TestTransactionModeRefusesSessionState(t *testing.T) {
 	env := sample(t)
 	_, addr := startProxy(t, options(env))
 	c := connect(t, addr, "app_user.acme")
-	for _, sql := range []string{"SET search_path = public", "LISTEN ch", "SELECT pg_advisory_lock(1)", "DECLARE c CURSOR WITH HOLD FOR SELECT 1"} {
+	// Tracked settings (SET search_path) and LISTEN follow the client
+	// (settings_test.go); these cannot.
+	for _, sql := range []string{"SET enable_seqscan = off", "PREPARE p AS SELECT 1", "SELECT pg_advisory_lock(1)", "DECLARE c CURSOR WITH HOLD FOR SELECT 1"} {
 		_, err := c.Exec(context.Background(), sql)
 		pe := pgErr(err)
 		if pe == nil || !strings.Contains(pe.Message, "pool_mode = session") && !strings.Contains(pe.Message, "not available") {

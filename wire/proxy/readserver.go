@@ -100,6 +100,10 @@ func (s *session) readServer(sc *serverConn, done chan struct{}) {
 			continue
 		}
 		s.srv.metrics.bytesOut.Add(uint64(total))
+		if typ != beDataRow && !stream {
+			// Tracked settings and LISTENs follow the replies (settings.go).
+			s.observeReply(sc, v.req, typ, msg, status)
+		}
 		if stream {
 			if err := sc.r.copyTo(s.w, total); err != nil {
 				s.readerStopped(sc, err, false)

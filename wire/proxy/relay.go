@@ -14,6 +14,7 @@ import (
 // attaching one when needed, until the client leaves.
 func (s *session) relay(ctx context.Context) error {
 	defer s.end()
+	defer s.unlistenAll() // first: no notification is queued for a session that ended
 	o := s.gen.opts
 	for {
 		if s.r.buffered() == 0 {
@@ -73,9 +74,13 @@ func (s *session) forward(ctx context.Context, typ byte, total int, msg []byte, 
 		if handled, err := s.answerLocally(typ, msg, stream, total); handled {
 			return err
 		}
+	} else if err := s.applyPendingReset(ctx); err != nil {
+		return err
 	}
 	var ref *refusal
+	var plan, parsePlan *stmtPlan
 	emptyAs := ""
+	listenTag := "" // a LISTEN or UNLISTEN stand-in's tag (notify.go)
 	switch typ {
 	case feQuery:
 		if s.openBatch {
@@ -84,20 +89,64 @@ func (s *session) forward(ctx context.Context, typ byte, total int, msg []byte, 
 			// driver mixes the protocols this way.
 			return fatalf(codeProtocolViolation, "multigres: a simple Query inside an unfinished extended-protocol batch (no Sync) is not supported")
 		}
+		if !s.txnMode {
+			if handled, err := s.answerResetInSession(ctx, msg); handled {
+				return err
+			}
+		}
 		if sql, ok := querySQL(msg); ok {
 			if s.txnMode {
 				msg, ref, emptyAs = s.deallocateInTx(sql, msg)
 			}
 			if ref == nil && emptyAs == "" {
-				if ref = s.refusal(sql); ref != nil {
+				var text string
+				switch text, plan, ref = s.inspect(sql); {
+				case ref != nil:
 					msg = appendMsg(s.subst[:0], feQuery, []byte(s.standInSQL()), []byte{0})
+				case plan != nil:
+					if tag, ok := listenPlan(plan); ok {
+						// LISTEN and UNLISTEN never reach the server
+						// (notify.go): an empty stand-in keeps the replies
+						// in order and the client sees the tag.
+						msg, listenTag = appendMsg(s.subst[:0], feQuery, []byte{0}), tag
+					} else if text != sql {
+						msg = appendMsg(s.subst[:0], feQuery, []byte(text), []byte{0})
+					}
+				case text != sql:
+					msg = appendMsg(s.subst[:0], feQuery, []byte(text), []byte{0})
 				}
 			}
 		}
+		s.forgetUnnamedEffects()
 	case feParse:
-		if sql, ok := parseSQL(msg); ok {
-			if ref = s.refusal(sql); ref != nil {
-				msg = appendMsg(s.subst[:0], feParse, []byte(refusedStmtName), []byte{0}, []byte(s.standInSQL()), []byte{0, 0, 0})
+		if name, rest, ok := cstring(body(msg)); ok {
+			if sql, _, ok := cstring(rest); ok {
+				sqlText := textOf(msg, sql)
+				var text string
+				dealloc := false
+				resetAll := false
+				if s.txnMode {
+					parsePlan, ref, dealloc = s.parseDeallocatePlan(sqlText)
+				}
+				if !dealloc {
+					parsePlan, resetAll = s.parseResetAllPlan(sqlText)
+				}
+				if !dealloc && !resetAll {
+					text, parsePlan, ref = s.inspect(sqlText)
+				}
+				_, isListen := listenPlan(parsePlan)
+				isListen = isListen || dealloc && ref == nil
+				switch {
+				case ref != nil:
+					msg = appendMsg(s.subst[:0], feParse, []byte(refusedStmtName), []byte{0}, []byte(s.standInSQL()), []byte{0, 0, 0})
+				case isListen:
+					// Parsed on the server as an empty statement; the effect
+					// happens at Execute (notify.go).
+					msg = appendMsg(s.subst[:0], feParse, name, []byte{0}, []byte{0}, rest[len(sql)+1:])
+				case text != sqlText:
+					msg = appendMsg(s.subst[:0], feParse, name, []byte{0}, []byte(text), []byte{0}, rest[len(sql)+1:])
+				}
+				s.noteParse(string(name), parsePlan)
 			}
 		}
 	case feFunctionCall:
@@ -118,6 +167,16 @@ func (s *session) forward(ctx context.Context, typ byte, total int, msg []byte, 
 		s.openBatch = false
 	case feParse, feBind, feDescribe, feExecute, feClose:
 		s.openBatch = true
+	}
+	switch typ {
+	case feBind, feClose:
+		s.noteBindClose(typ, msg)
+	case feExecute:
+		if plan = s.executePlan(msg); plan != nil {
+			if tag, ok := listenPlan(plan); ok {
+				listenTag = tag
+			}
+		}
 	}
 
 	sc, err := s.attachForWrite(ctx)
@@ -140,6 +199,15 @@ func (s *session) forward(ctx context.Context, typ byte, total int, msg []byte, 
 		// when the server has run it, in order with what came before.
 		r := &reqs[len(reqs)-1]
 		r.emptyAs, r.ceff, r.cname = emptyAs, s.pendingDealloc.ceff, s.pendingDealloc.cname
+	}
+	if len(reqs) > 0 && (plan != nil || listenTag != "") {
+		// Tracked effects (settings.go) and LISTEN stand-ins (notify.go).
+		r := &reqs[len(reqs)-1]
+		r.plan = plan
+		if listenTag != "" {
+			r.emptyAs = listenTag
+		}
+		s.deallocateAt(r, plan)
 	}
 	switch typ {
 	case feQuery, feSync:

@@ -70,6 +70,7 @@ type session struct {
 	scratch        []byte       // reused for translated messages
 	subst          []byte       // reused for stand-ins of refused statements
 	reqsBuf        []request    // reused for the model requests of one message
+	tracked        *tracking    // tracked settings and LISTENs (settings.go, notify.go)
 	// Owned by the reader goroutine of the moment.
 	readScratch []byte
 

@@ -238,7 +238,7 @@ func (s *session) answerLocally(typ byte, msg []byte, stream bool, total int) (b
 	case feQuery:
 		// Only two statements are answered here; most queries need not
 		// take the lock to find that out.
-		if !mayAnswerQuery(msg) {
+		if !mayAnswerQuery(msg) && !mayBeReset(msg) {
 			return false, nil
 		}
 	default:
@@ -265,6 +265,10 @@ func (s *session) answerLocally(typ byte, msg []byte, stream bool, total int) (b
 	sql, ok := querySQL(msg)
 	if !ok {
 		return false, nil
+	}
+	// Pool reset sequences (resetseq.go).
+	if handled, err := s.answerResetSequence(sql); handled {
+		return true, err
 	}
 	if isDiscardAll(sql) {
 		s.cs.local(request{ceff: ceffClearAll})

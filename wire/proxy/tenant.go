@@ -1,26 +1,25 @@
 package proxy
 
 import (
+	"context"
+	"fmt"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/multigres/proxy/wire/seal"
+	"github.com/multigres/proxy/wire/sqlguard"
 )
 
-// forwardedParams are the startup parameters a tenant client may set. They
-// follow the client onto every server connection it uses. Anything that
-// changes identity (role, session_authorization, options) or the guard's view
-// of SQL text (standard_conforming_strings, client encodings whose multibyte
-// characters can end in a backslash) is refused; other unknown parameters are
-// dropped and logged. Keys are lower case.
-var forwardedParams = map[string]bool{
-	"application_name": true, "client_encoding": true, "datestyle": true, "timezone": true,
-	"intervalstyle": true, "extra_float_digits": true, "search_path": true, "bytea_output": true,
-	"statement_timeout": true, "lock_timeout": true, "idle_in_transaction_session_timeout": true,
-	"default_transaction_isolation": true, "default_transaction_read_only": true, "geqo": true,
-	"jit": true, "lc_monetary": true, "lc_numeric": true, "lc_time": true, "work_mem": true,
-}
+// forwardedParams are the startup parameters a tenant client may set: the
+// same list as the settings it may SET in transaction mode (trackedParams,
+// settings.go). They follow the client onto every server connection it
+// uses. Anything that changes identity (role, session_authorization,
+// options) or the guard's view of SQL text (standard_conforming_strings,
+// client encodings whose multibyte characters can end in a backslash) is
+// refused; other unknown parameters are dropped and logged. Keys are lower
+// case.
+var forwardedParams = trackedParams
 
 // refusedParams name startup parameters that are an attack or a mistake in a
 // tenant session, with the reason the client is told.
@@ -32,12 +31,34 @@ var refusedParams = map[string]string{
 	"replication":                 "replication connections are not allowed for tenant users",
 }
 
-// safeClientEncodings are encodings in which no multibyte character contains
-// the bytes of a quote or backslash, so SQL text means the same to the
-// proxy's guard and to PostgreSQL.
+// safeClientEncodings are the names PostgreSQL reports (lower case) for
+// the encodings clientEncoding allows, for checking what a server
+// connection says its client_encoding is.
 var safeClientEncodings = map[string]bool{
-	"utf8": true, "unicode": true, "sql_ascii": true, "latin1": true, "latin2": true, "latin9": true,
-	"win1252": true, "win1251": true, "euc_jp": true, "euc_kr": true, "euc_cn": true, "iso_8859_5": true,
+	"utf8": true, "unicode": true, "sql_ascii": true, "mule_internal": true,
+	"latin1": true, "latin2": true, "latin3": true, "latin4": true, "latin5": true,
+	"latin6": true, "latin7": true, "latin8": true, "latin9": true, "latin10": true,
+	"win1250": true, "win1251": true, "win1252": true, "win1253": true, "win1254": true,
+	"win1255": true, "win1256": true, "win1257": true, "win1258": true, "win866": true, "win874": true,
+	"euc_jp": true, "euc_cn": true, "euc_kr": true, "euc_tw": true, "euc_jis_2004": true,
+	"iso_8859_5": true, "iso_8859_6": true, "iso_8859_7": true, "iso_8859_8": true, "koi8r": true, "koi8u": true,
+}
+
+// clientEncodingOK reports whether a tenant may use the client encoding
+// name: one in which no multibyte character contains the bytes of a quote
+// or backslash, so SQL text means the same to the proxy's guard and to
+// PostgreSQL. Names match as PostgreSQL matches them (case and
+// non-alphanumeric characters ignored: asyncpg sends 'utf-8', quotes
+// included).
+func clientEncodingOK(name string) bool {
+	_, ok := clientEncoding(name)
+	return ok
+}
+
+// clientEncoding returns PostgreSQL's canonical name for an allowed client
+// encoding; the proxy forwards that name.
+func clientEncoding(name string) (string, bool) {
+	return sqlguard.CanonicalEncoding(name)
 }
 
 // escapeLiteral returns s as a PostgreSQL E'...' literal, whose meaning does not
@@ -87,13 +108,7 @@ func contextSQL(ctx seal.Context, key []byte, pid uint32, nonce int64, seed floa
 	sort.Strings(names)
 	for _, k := range names {
 		b.WriteString("SET ")
-		b.WriteString(quoteIdent(k))
-		b.WriteString(" = ")
-		if k == "search_path" {
-			b.WriteString(searchPathSQL(params[k]))
-		} else {
-			b.WriteString(escapeLiteral(params[k]))
-		}
+		b.WriteString(paramSQL(k, params[k]))
 		b.WriteByte(';')
 	}
 	for i, v := range ctx.Variables {
@@ -184,4 +199,33 @@ func searchPathSQL(v string) string {
 		return "''"
 	}
 	return strings.Join(names, ", ")
+}
+
+// noVerifier explains why a tenant role's verifier lookup found nothing:
+// the role does not exist, `multigres setup` never registered it (it is in
+// tenant_roles in the config only), or it has no SCRAM-SHA-256 password.
+// lookup_verifier answers NULL for all three; the reason comes from the
+// catalogs every role may read (setup makes server_user a member of each
+// tenant role).
+func (s *session) noVerifier(ctx context.Context, role string) error {
+	s.srv.metrics.authFailure("no_verifier")
+	creds := s.srv.creds.Load()
+	why, err := creds.query(ctx, s.db, `SELECT CASE WHEN r.oid IS NULL THEN 'missing'`+
+		` WHEN NOT pg_catalog.pg_has_role($2::name, r.oid, 'MEMBER') THEN 'not_set_up' ELSE 'no_password' END`+
+		` FROM (SELECT 1) AS one LEFT JOIN pg_catalog.pg_roles AS r ON r.rolname = $1::name`,
+		[][]byte{[]byte(role), []byte(s.gen.opts.ServerUser)}, 0)
+	if err != nil {
+		s.log.Warn("finding out why a tenant role has no verifier", "err", err)
+	}
+	switch string(why) {
+	case "missing":
+		return fatalf(codeInvalidAuthorization, "multigres: role %q does not exist in database %q", role, s.db).
+			withHint(fmt.Sprintf("create it (CREATE ROLE %s NOLOGIN PASSWORD '...') and run `multigres setup -dsn ...` against database %q", quoteIdent(role), s.db))
+	case "not_set_up":
+		return fatalf(codeInvalidAuthorization, "multigres: role %q is not set up for Multigres in database %q", role, s.db).
+			withHint(fmt.Sprintf("run `multigres setup -dsn ...` against database %q with %s in tenant_roles", s.db, role))
+	}
+	return fatalf(codeInvalidPassword, "role %q has no SCRAM-SHA-256 password", role).
+		withHint(fmt.Sprintf("set one as a superuser: ALTER ROLE %s PASSWORD '...' (with password_encryption = scram-sha-256); "+
+			"if the role was added to tenant_roles recently, run `multigres setup` again", role))
 }

@@ -24,12 +24,16 @@ const (
 	FeatureTempTable
 	// FeatureDeallocate is SQL-level DEALLOCATE.
 	FeatureDeallocate
+	// FeatureSavepoint is SAVEPOINT, RELEASE [SAVEPOINT] or ROLLBACK TO
+	// [SAVEPOINT]: not session state, but a proxy that tracks session
+	// settings must see which savepoint a setting belongs to.
+	FeatureSavepoint
 )
 
 // featureNames returns the display names in bit order.
-func featureNames() [7]string {
-	return [7]string{"SET", "LISTEN", "WITH HOLD cursor", "session advisory lock", "PREPARE", "temporary table",
-		"DEALLOCATE inside a longer query string (send it alone)"}
+func featureNames() [8]string {
+	return [8]string{"SET", "LISTEN", "WITH HOLD cursor", "session advisory lock", "PREPARE", "temporary table",
+		"DEALLOCATE inside a longer query string (send it alone)", "SAVEPOINT"}
 }
 
 // Has reports whether f contains all of x.

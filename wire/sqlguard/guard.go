@@ -49,6 +49,11 @@ type Guard struct {
 	vars []string // context variable names, lower case
 }
 
+// ChannelMapper maps a tenant's notification channel name (as PostgreSQL
+// reads it: folded, unquoted, truncated) to the server channel it stands
+// for.
+type ChannelMapper func(channel string) string
+
 // New returns a Guard that protects the given context variables (such as
 // "app.current_tenant_id", compared case-insensitively) in addition to the
 // multigres.* settings, the role and the session authorization.
@@ -87,6 +92,63 @@ func (g *Guard) SessionFeatures(sql string) Features {
 // refuses, the features are those seen up to the refused statement.
 func (g *Guard) Inspect(sql string) (Features, *Refusal) {
 	return g.scan(sql, true)
+}
+
+// RewriteNotify is Inspect for a proxy that scopes notification channels:
+// the channel of every NOTIFY statement and the channel argument of every
+// pg_notify() call are replaced by what mapChannel returns for them, and
+// the rewritten text is what may run. A pg_notify() whose channel is not a
+// plain string constant is refused, because the channel it names cannot be
+// known before it runs. LISTEN and UNLISTEN stay refused: the proxy answers
+// them itself when they are sent alone. Everything else is decided as
+// Inspect decides it.
+func (g *Guard) RewriteNotify(sql string, mapChannel ChannelMapper) (string, Features, *Refusal) {
+	if strings.IndexByte(sql, 0) >= 0 {
+		return "", 0, &Refusal{Kind: KindNULByte, Message: "multigres: the query text contains a NUL byte"}
+	}
+	w := walker{g: g, s: sql, lx: lexer{s: sql}, mapChannel: mapChannel}
+	for {
+		w.startStatement()
+		t := w.next()
+		switch t.kind {
+		case tokEnd, tokError:
+			return w.rewritten(), w.feats, nil
+		case tokSemi:
+			continue
+		}
+		r := w.statement(t)
+		w.skipRest()
+		if r == nil {
+			r = w.callRefusal
+		}
+		if r != nil {
+			return "", w.feats, r
+		}
+		if w.end.kind != tokSemi {
+			return w.rewritten(), w.feats, nil
+		}
+	}
+}
+
+// replacement is one span of the query text that RewriteNotify replaces.
+type replacement struct {
+	start, end int
+	text       string
+}
+
+func (w *walker) rewritten() string {
+	if len(w.repl) == 0 {
+		return w.s
+	}
+	var b strings.Builder
+	last := 0
+	for _, r := range w.repl {
+		b.WriteString(w.s[last:r.start])
+		b.WriteString(r.text)
+		last = r.end
+	}
+	b.WriteString(w.s[last:])
+	return b.String()
 }
 
 func (g *Guard) isContextVar(name string) bool {
@@ -150,6 +212,11 @@ type walker struct {
 
 	selectLike bool // the statement may contain SELECT … INTO TEMP
 	afterInto  bool
+
+	// Set by RewriteNotify: channels are mapped instead of refused.
+	mapChannel ChannelMapper
+	repl       []replacement
+	notifyArg  uint8 // 1: the next token is pg_notify's channel; 2: then a comma
 }
 
 type callState uint8
@@ -224,6 +291,22 @@ func isTerminator(t token) bool {
 
 // observe runs on every token of every statement.
 func (w *walker) observe(t token) {
+	switch w.notifyArg {
+	case 1:
+		// pg_notify's first argument: only a constant can be mapped.
+		if v, ok := stringValue(w.s, t); ok {
+			w.repl = append(w.repl, replacement{t.start, t.end, quoteLiteral(w.mapChannel(truncateIdent(v)))})
+			w.notifyArg = 2
+		} else {
+			w.notifyArg = 0
+			w.setCallRefusal(notifyArgRefusal())
+		}
+	case 2:
+		w.notifyArg = 0
+		if !w.isOp(t, ',') {
+			w.setCallRefusal(notifyArgRefusal())
+		}
+	}
 	switch w.call {
 	case callName, callEscString:
 		if w.isOp(t, '(') {
@@ -280,6 +363,10 @@ func (w *walker) checkCall() {
 	}
 	switch name {
 	case "pg_notify":
+		if w.mapChannel != nil {
+			w.notifyArg = 1
+			return
+		}
 		w.setCallRefusal(&Refusal{Kind: KindNotify, Message: "multigres: pg_notify() is not allowed in a tenant session: notifications are not available to tenant sessions"})
 	case "pg_advisory_lock", "pg_advisory_lock_shared", "pg_try_advisory_lock", "pg_try_advisory_lock_shared":
 		w.feats |= FeatureAdvisoryLock
@@ -336,6 +423,9 @@ func (w *walker) statement(t token) *Refusal {
 			w.feats |= FeatureListen
 			return notificationRefusal(KindListen, "LISTEN")
 		case equalFold(word, "notify"):
+			if w.mapChannel != nil {
+				return w.notify()
+			}
 			return notificationRefusal(KindNotify, "NOTIFY")
 		}
 	case 7:
@@ -346,9 +436,20 @@ func (w *walker) statement(t token) *Refusal {
 			w.declare()
 		case equalFold(word, "prepare"):
 			w.prepare()
+		case equalFold(word, "release"):
+			w.feats |= FeatureSavepoint
+		}
+	case 9:
+		if equalFold(word, "savepoint") {
+			w.feats |= FeatureSavepoint
 		}
 	case 8:
 		switch {
+		case equalFold(word, "rollback"):
+			// ROLLBACK [WORK | TRANSACTION] TO [SAVEPOINT] name
+			if w.restHas("to", "") {
+				w.feats |= FeatureSavepoint
+			}
 		case equalFold(word, "unlisten"):
 			return notificationRefusal(KindUnlisten, "UNLISTEN")
 		case equalFold(word, "reassign"):
@@ -367,6 +468,34 @@ func (w *walker) statement(t token) *Refusal {
 	}
 	return nil
 }
+
+// notify maps the channel of NOTIFY channel [, 'payload'].
+func (w *walker) notify() *Refusal {
+	t := w.next()
+	var name string
+	switch t.kind {
+	case tokIdent:
+		name = truncateIdent(lowerASCII(w.s[t.start:t.end]))
+	case tokQIdent:
+		name = truncateIdent(undouble(w.s[t.start+1:t.end-1], '"'))
+	case tokUIdent:
+		return refuse(KindUnicodeName, "NOTIFY to a Unicode-escaped channel name")
+	default:
+		return nil // a syntax error for the server
+	}
+	w.repl = append(w.repl, replacement{t.start, t.end, quoteIdentifier(w.mapChannel(name))})
+	return nil
+}
+
+func notifyArgRefusal() *Refusal {
+	return &Refusal{Kind: KindNotify, Message: "multigres: pg_notify() with a channel that is not a string constant is not allowed in a tenant session:" +
+		" multigres scopes channels to the tenant and must read the channel name"}
+}
+
+// quoteIdentifier and quoteLiteral quote proxy-made names (no NUL bytes).
+func quoteIdentifier(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+func quoteLiteral(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }
 
 func notificationRefusal(kind, what string) *Refusal {
 	return &Refusal{Kind: kind, Message: "multigres: " + what +
