@@ -40,6 +40,7 @@ type request struct {
 	// skipped marks a request written after an extended-protocol error and
 	// before the Sync: the server ignores it and sends nothing for it.
 	skipped bool
+	seq     uint64 // write order, set by push
 	// plan carries the tracked effects of the request's statements
 	// (settings.go); the reader applies them as the replies arrive.
 	plan *stmtPlan
@@ -99,11 +100,16 @@ type backend struct {
 	unnamed, unnamedConfd string // content key of the unnamed statement ("" = none)
 
 	// Requests whose outcome decides what statements exist (a Parse or
-	// Close can fail or be skipped), by named and unnamed statements; the
-	// writer waits for them to settle before a decision that depends on
-	// their outcome. settled is signalled when either drops to zero or the
+	// Close can fail or be skipped), by named and unnamed statements. Only
+	// those written before the last Sync (or Query) matter to a decision:
+	// if one in the current batch fails, PostgreSQL skips the rest of the
+	// batch, the message being decided about too. The writer waits for the
+	// older ones to settle before a decision that depends on their
+	// outcome. settled is signalled when either drops to zero or the
 	// connection breaks.
-	unsettledNamed, unsettledUnnamed int
+	unsettledNamed, unsettledUnnamed int // written before the last Sync
+	batchNamed, batchUnnamed         int // written since
+	seq, lastSync                    uint64
 	settled                          *sync.Cond
 
 	// client is the attached session's statement names, updated as the
@@ -191,14 +197,22 @@ func (b *backend) pushLocked(r request) {
 	}
 	b.q = append(b.q, r)
 	b.outstanding.Store(int32(len(b.q) - b.head))
+	b.seq++
+	b.q[len(b.q)-1].seq = b.seq
 	// A skipped request's outcome is known (it does not run), and no
 	// reply will come for it before the Sync the client has yet to send.
 	switch k := unsettledKind(&r); {
 	case r.skipped:
 	case k == 1:
-		b.unsettledNamed++
+		b.batchNamed++
 	case k == 2:
-		b.unsettledUnnamed++
+		b.batchUnnamed++
+	}
+	if r.typ == feSync || r.typ == feQuery {
+		b.unsettledNamed += b.batchNamed
+		b.unsettledUnnamed += b.batchUnnamed
+		b.batchNamed, b.batchUnnamed = 0, 0
+		b.lastSync = b.seq
 	}
 	if !r.skipped {
 		b.apply(r, b.view, &b.unnamed)
@@ -256,8 +270,13 @@ func (b *backend) pop(ok bool) request {
 		}
 	}
 	b.outstanding.Store(int32(len(b.q) - b.head))
+	old := r.seq < b.lastSync
 	switch k := unsettledKind(&r); {
 	case r.skipped:
+	case k == 1 && !old:
+		b.batchNamed--
+	case k == 2 && !old:
+		b.batchUnnamed--
 	case k == 1:
 		if b.unsettledNamed--; b.unsettledNamed == 0 {
 			b.settled.Broadcast()

@@ -23,8 +23,7 @@ type clientStmts struct {
 // unnamedStmt is the client's unnamed statement: what to parse again on a
 // connection whose unnamed statement is not the client's.
 type unnamedStmt struct {
-	key  string // the Parse body after the name: text and parameter types
-	body []byte
+	key string // the Parse body after the name: text and parameter types
 }
 
 // clientEffect is what a request does to the client's statements when the

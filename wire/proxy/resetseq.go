@@ -66,9 +66,30 @@ func mayBeReset(msg []byte) bool {
 		case 'r', 'R', 'u', 'U', 'c', 'C', 'd', 'D':
 			return true
 		case 's', 'S':
-			return len(b) < 256 && strings.Contains(strings.ToLower(string(b[i:])), "pg_advisory_unlock_all")
+			return len(b) < 256 && containsFold(b[i:], "pg_advisory_unlock_all")
 		}
 		return false
+	}
+	return false
+}
+
+// containsFold reports whether b contains the lower-case ASCII word w in
+// any case, without allocating (every short SELECT comes here).
+func containsFold(b []byte, w string) bool {
+	for i := 0; i+len(w) <= len(b); i++ {
+		j := 0
+		for ; j < len(w); j++ {
+			c := b[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != w[j] {
+				break
+			}
+		}
+		if j == len(w) {
+			return true
+		}
 	}
 	return false
 }

@@ -870,6 +870,11 @@ func (s *session) deallocateAt(r *request, plan *stmtPlan) {
 // and its server connection is reset before its next use (transaction
 // mode) or before the client's next message (session mode).
 func (s *session) parseResetAllPlan(sql string) (*stmtPlan, bool) {
+	// Every Parse comes here: a lone RESET ALL starts with an R, and most
+	// statements are not worth lexing to find that out.
+	if t := strings.TrimLeft(sql, " \t\r\n\f"); t == "" || t[0] != 'r' && t[0] != 'R' {
+		return nil, false
+	}
 	r, ok := parseResetSequence(sql)
 	if !ok || len(r) != 1 || r[0].kind != rsResetAll {
 		return nil, false

@@ -64,7 +64,7 @@ func (s *session) translate(sc *serverConn, typ byte, msg []byte, ref *refusal) 
 			return msg, append(reqs, r)
 		}
 		if len(name) == 0 {
-			u := &unnamedStmt{key: string(rest), body: append([]byte(nil), rest...)}
+			u := &unnamedStmt{key: string(rest)}
 			return msg, append(reqs, request{typ: feParse, eff: effUnnamed, name: u.key, ceff: ceffUnnamed, cunnamed: u})
 		}
 		s.settle(sc, false)
@@ -215,7 +215,7 @@ func (s *session) ensureUnnamed(sc *serverConn, out []byte, reqs []request) ([]b
 	u := s.cs.unnamedNow()
 	switch {
 	case u != nil && have != u.key:
-		out = appendMsg(out, feParse, []byte{0}, u.body)
+		out = appendMsg(out, feParse, []byte{0}, []byte(u.key))
 		reqs = append(reqs, request{typ: feParse, own: true, eff: effUnnamed, name: u.key})
 	case u == nil && have != "":
 		out = appendMsg(out, feClose, []byte{'S', 0})
