@@ -381,24 +381,13 @@ func (b *backend) reply(typ, status byte) verdict {
 			// succeeds or not, and DISCARD ALL cannot fail half way.
 			b.pop(true)
 			v.done = true
-		case beCopyInResponse:
-			b.copyIn = true
-		case beCopyOutResponse:
-			b.copyOut = true
-		case beCopyDone:
-			if !b.copyOut {
-				return b.unexpected(typ, r.typ)
-			}
-			b.copyOut = false
-		case beCopyData:
-			if !b.copyOut {
-				return b.unexpected(typ, r.typ)
-			}
 		case beCommandComplete:
 			b.copyIn = false
 		case beRowDescription, beDataRow, beEmptyQueryResponse:
 		default:
-			return b.unexpected(typ, r.typ)
+			if !b.copyReply(typ) {
+				return b.unexpected(typ, r.typ)
+			}
 		}
 	case feParse:
 		if typ != beParseComplete {
@@ -428,21 +417,10 @@ func (b *backend) reply(typ, status byte) verdict {
 			b.copyIn, b.copyOut = false, false
 			b.pop(true)
 			v.done = true
-		case beCopyInResponse:
-			b.copyIn = true
-		case beCopyOutResponse:
-			b.copyOut = true
-		case beCopyData:
-			if !b.copyOut {
-				return b.unexpected(typ, r.typ)
-			}
-		case beCopyDone:
-			if !b.copyOut {
-				return b.unexpected(typ, r.typ)
-			}
-			b.copyOut = false
 		default:
-			return b.unexpected(typ, r.typ)
+			if !b.copyReply(typ) {
+				return b.unexpected(typ, r.typ)
+			}
 		}
 	case feClose:
 		if typ != beCloseComplete {
@@ -464,6 +442,28 @@ func (b *backend) reply(typ, status byte) verdict {
 		return b.unexpected(typ, r.typ)
 	}
 	return v
+}
+
+// copyReply applies a COPY message answering a Query or an Execute, and
+// reports false for anything else, or COPY data with no COPY OUT running.
+// Caller holds mu.
+func (b *backend) copyReply(typ byte) bool {
+	switch typ {
+	case beCopyInResponse:
+		b.copyIn = true
+	case beCopyOutResponse:
+		b.copyOut = true
+	case beCopyData:
+		return b.copyOut
+	case beCopyDone:
+		if !b.copyOut {
+			return false
+		}
+		b.copyOut = false
+	default:
+		return false
+	}
+	return true
 }
 
 func (b *backend) unexpected(typ, req byte) verdict {
