@@ -340,7 +340,8 @@ func (c *Cluster) initdb(ctx context.Context, hba string) error {
 	if hba == "" {
 		hba = "# written by pgcluster\n" +
 			"local all all scram-sha-256\n" +
-			"host  all all 127.0.0.1/32 scram-sha-256\n"
+			"host  all all 127.0.0.1/32 scram-sha-256\n" +
+			"host  replication all 127.0.0.1/32 scram-sha-256\n"
 	}
 	if err := c.writeFile(filepath.Join(c.DataDir, "pg_hba.conf"), hba); err != nil {
 		return err

@@ -122,6 +122,7 @@ type serverConn struct {
 	params  map[string]string
 	db      string
 	created time.Time
+	role    serverRole // what the server said it is right after login
 
 	// st is the connection's protocol state: what it owes, holds and
 	// carries. The pool and the session holding the connection read it;
@@ -151,12 +152,18 @@ func (d *dialer) open(ctx context.Context, user, password, db string, params map
 		pc.Close(ctx)
 		return nil, err
 	}
+	role, err := probeRole(ctx, pc)
+	if err != nil {
+		pc.Close(ctx)
+		return nil, err
+	}
 	hc, err := pc.Hijack()
 	if err != nil {
 		pc.Close(ctx)
 		return nil, fmt.Errorf("taking over the server connection: %w", err)
 	}
 	return &serverConn{
+		role:     role,
 		conn:     hc.Conn,
 		r:        newMsgReader(hc.Conn),
 		w:        bufio.NewWriterSize(hc.Conn, bufferSize),
@@ -171,6 +178,34 @@ func (d *dialer) open(ctx context.Context, user, password, db string, params map
 }
 
 func (s *serverConn) close() { _ = s.conn.Close() }
+
+// serverRole is what a server connection learned about its server right
+// after login, as libpq's target_session_attrs check does: whether it is a
+// standby, whether its sessions default to read-only, and whether the
+// multigres extension (the C seal accessor) is installed in its database.
+type serverRole struct {
+	inRecovery bool
+	readOnly   bool // default_transaction_read_only or a standby
+	sealExt    bool
+}
+
+// probeRoleSQL answers serverRole in one round trip. transaction_read_only
+// is read rather than default_transaction_read_only because a standby
+// reports on for the former only.
+const probeRoleSQL = `SELECT pg_catalog.pg_is_in_recovery(), pg_catalog.current_setting('transaction_read_only'),
+EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'multigres')`
+
+func probeRole(ctx context.Context, pc *pgconn.PgConn) (serverRole, error) {
+	res := pc.ExecParams(ctx, probeRoleSQL, nil, nil, nil, nil).Read()
+	if res.Err != nil {
+		return serverRole{}, fmt.Errorf("asking the server whether it is a primary or a standby: %w", res.Err)
+	}
+	if len(res.Rows) != 1 || len(res.Rows[0]) != 3 {
+		return serverRole{}, errors.New("asking the server whether it is a primary or a standby: unexpected answer")
+	}
+	r := res.Rows[0]
+	return serverRole{inRecovery: string(r[0]) == "t", readOnly: string(r[1]) == "on", sealExt: string(r[2]) == "t"}, nil
+}
 
 // idleAlive reports whether an idle connection is still open and silent. An
 // idle backend sends nothing, so any byte waiting on the socket (PostgreSQL's
