@@ -6,7 +6,7 @@ import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
 import { eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/node-postgres";
-import { Pool } from "pg";
+import pg, { Pool } from "pg";
 import {
   closeTenantPools,
   createTenantDb,
@@ -30,6 +30,17 @@ let adminPool: Pool;
 let adminDb: TenantDb;
 const servers: Server[] = [];
 const extraPools: Pool[] = [];
+
+// Every pg client the tests open, with a promise of its socket's end. Pool.end()
+// resolves before its clients' sockets close; a client still open when the demo
+// stops gets the proxy's FATAL 57P01, and its pool emits 'error' with no
+// handler, which ends the test process. after() awaits these first.
+const clientEnds = new Set<Promise<void>>();
+const connect = pg.Client.prototype.connect;
+pg.Client.prototype.connect = function (this: pg.Client, ...args: unknown[]) {
+  clientEnds.add(new Promise<void>((resolve) => this.once("end", () => resolve())));
+  return (connect as (...a: unknown[]) => unknown).apply(this, args);
+} as typeof connect;
 
 async function listen(a: typeof app): Promise<string> {
   const server = a.listen(0, "127.0.0.1");
@@ -99,6 +110,13 @@ after(async () => {
   await closeTenantPools();
   await Promise.all(extraPools.map((p) => p.end()));
   await adminPool?.end();
+  // Bounded: a client a test forgot to end must not hang the suite.
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    Promise.all(clientEnds),
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, 10_000))),
+  ]);
+  clearTimeout(timer);
   const stops = await Promise.allSettled([demo?.stop(), listDemo?.stop()]);
   await binary?.cleanup();
   for (const s of stops) {
