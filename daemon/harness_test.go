@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/multigres/proxy/internal/demo"
+	"github.com/multigres/proxy/internal/loopback"
 	"github.com/multigres/proxy/internal/pgcluster"
 	"github.com/multigres/proxy/internal/pgcluster/pgclustertest"
 )
@@ -92,7 +93,7 @@ func testCtx(t *testing.T) context.Context {
 // freePort returns a TCP port that was free a moment ago.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := loopback.Listen()
 	if err != nil {
 		t.Fatal(err)
 	}

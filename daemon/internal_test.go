@@ -21,6 +21,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/multigres/proxy/daemon/config"
+	"github.com/multigres/proxy/internal/loopback"
 	mtls "github.com/multigres/proxy/tls"
 	"github.com/multigres/proxy/wire/proxy"
 )
@@ -31,7 +32,7 @@ func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func tcpListener(t *testing.T) net.Listener {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := loopback.Listen()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,14 +2,16 @@ package metrics_test
 
 import (
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/multigres/proxy/internal/loopback"
 	"github.com/multigres/proxy/metrics"
 )
 
 func TestListenServesAndCloses(t *testing.T) {
-	s, err := metrics.Listen("127.0.0.1:0", metrics.Handler(&fake{}), nil)
+	s, err := metrics.Listen(freeAddr(t), metrics.Handler(&fake{}), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +32,7 @@ func TestListenServesAndCloses(t *testing.T) {
 }
 
 func TestListenReportsABadAddress(t *testing.T) {
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	taken, err := loopback.Listen()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,4 +49,14 @@ func TestListenReportsABadAddress(t *testing.T) {
 			t.Errorf("Listen(%q) error %q does not name the setting", addr, err)
 		}
 	}
+}
+
+// freeAddr is a loopback address below the ephemeral port range.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	p, err := loopback.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
 }

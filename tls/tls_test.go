@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/multigres/proxy/internal/loopback"
 	mtls "github.com/multigres/proxy/tls"
 	"github.com/multigres/proxy/tls/tlstest"
 )
@@ -108,7 +109,7 @@ func serverLeaf(t *testing.T, cfg *tls.Config, ca *tlstest.CA, clientCert *tlste
 	// TCP, not net.Pipe: a server refusing the client's certificate writes
 	// an alert after the client's handshake has returned, and an
 	// unbuffered pipe would block it.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := loopback.Listen()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,7 +49,20 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+	# 20000-32767: below the ephemeral range, where client sockets take ports.
+	python3 -c '
+import errno, random, socket
+for p in random.sample(range(20000, 32768), 12768):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError as e:
+        if e.errno != errno.EADDRINUSE:
+            raise
+        continue
+    print(p)
+    break
+'
 }
 
 # 1. pgx's source, writable (the module cache is read-only).

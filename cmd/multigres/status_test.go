@@ -15,6 +15,7 @@ import (
 
 	"github.com/multigres/proxy/daemon/config"
 	"github.com/multigres/proxy/internal/demo"
+	"github.com/multigres/proxy/internal/loopback"
 	"github.com/multigres/proxy/internal/pgcluster"
 	"github.com/multigres/proxy/internal/pgcluster/pgclustertest"
 	"github.com/multigres/proxy/wire/proxy"
@@ -106,7 +107,7 @@ func TestStatusAgainstAProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := loopback.Listen()
 	if err != nil {
 		t.Fatal(err)
 	}

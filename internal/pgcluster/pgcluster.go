@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/multigres/proxy/internal/loopback"
 )
 
 // SuperUser is the name of the bootstrap superuser created by initdb.
@@ -514,7 +515,7 @@ func (c *Cluster) logTail() string {
 }
 
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := loopback.Listen()
 	if err != nil {
 		return 0, fmt.Errorf("pgcluster: finding a free port: %w", err)
 	}

@@ -6,13 +6,13 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/multigres/proxy/internal/demo"
+	"github.com/multigres/proxy/internal/loopback"
 	"github.com/multigres/proxy/internal/pgcluster"
 	"github.com/multigres/proxy/internal/pgcluster/pgclustertest"
 	"github.com/multigres/proxy/wire/proxy"
@@ -69,7 +69,7 @@ func Start(t testing.TB, opts proxy.Options) (*proxy.Server, string) {
 	if err != nil {
 		t.Fatalf("proxy.New: %v", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := loopback.Listen()
 	if err != nil {
 		t.Fatal(err)
 	}

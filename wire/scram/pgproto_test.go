@@ -24,6 +24,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/multigres/proxy/internal/loopback"
 )
 
 // selfSigned makes a throwaway server certificate signed with sigAlg.
@@ -106,7 +107,7 @@ type serverResult struct {
 // start serves connections until the test ends and reports each one's outcome.
 func (ts testServer) start(t *testing.T) (port int, results <-chan serverResult) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := loopback.Listen()
 	if err != nil {
 		t.Fatal(err)
 	}

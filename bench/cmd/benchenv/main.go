@@ -18,6 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/multigres/proxy/internal/demo"
+	"github.com/multigres/proxy/internal/loopback"
 	"github.com/multigres/proxy/internal/pgcluster"
 )
 
@@ -249,7 +250,7 @@ func freePorts(n int) ([]int, error) {
 		}
 	}()
 	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := loopback.Listen()
 		if err != nil {
 			return nil, fmt.Errorf("finding a free port: %w", err)
 		}

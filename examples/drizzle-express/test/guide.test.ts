@@ -17,7 +17,7 @@ import {
 import * as schema from "../src/schema";
 import { auditLog, contacts } from "../src/schema";
 import { app, createApp, type TenantDb } from "../src/server";
-import { multigresBinary, startDemo, type Binary, type Demo } from "./harness";
+import { freePort, multigresBinary, startDemo, type Binary, type Demo } from "./harness";
 
 type Contact = typeof contacts.$inferSelect;
 
@@ -43,7 +43,7 @@ pg.Client.prototype.connect = function (this: pg.Client, ...args: unknown[]) {
 } as typeof connect;
 
 async function listen(a: typeof app): Promise<string> {
-  const server = a.listen(0, "127.0.0.1");
+  const server = a.listen(await freePort(), "127.0.0.1");
   servers.push(server);
   await new Promise<void>((resolve, reject) => {
     server.once("listening", resolve);

@@ -43,16 +43,30 @@ export async function multigresBinary(): Promise<Binary> {
   return { path: bin, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
 
-/** A free TCP port on 127.0.0.1 (free when asked; the demo binds it soon after). */
+/**
+ * A free TCP port on 127.0.0.1 in 20000-32767 (free when asked; the caller
+ * binds it soon after). Not port 0: the kernel would pick from the ephemeral
+ * range, where a busy machine's client sockets can take it before the bind.
+ */
 export async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", resolve);
-  });
-  const { port } = srv.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
+  const low = 20000;
+  const span = 32768 - low;
+  const start = Math.floor(Math.random() * span);
+  for (let i = 0; i < span; i++) {
+    const port = low + ((start + i) % span);
+    const srv = net.createServer();
+    const ok = await new Promise<boolean>((resolve, reject) => {
+      srv.once("error", (err: NodeJS.ErrnoException) =>
+        err.code === "EADDRINUSE" ? resolve(false) : reject(err),
+      );
+      srv.listen(port, "127.0.0.1", () => resolve(true));
+    });
+    if (ok) {
+      await new Promise<void>((resolve) => srv.close(() => resolve()));
+      return port;
+    }
+  }
+  throw new Error(`no free port on 127.0.0.1 in ${low}-32767`);
 }
 
 export interface Demo {
