@@ -32,7 +32,7 @@ func (p Peer) Network() string {
 }
 
 // ParsePeers reads peers: a comma list of ID=host:port or ID=/socket/path,
-// each id in 1..MaxPeerID and each id and address at most once. The result
+// each id in 1..MaxPeerID and listed at most once. The result
 // is sorted by id.
 func ParsePeers(s string) ([]Peer, error) {
 	items, err := splitList(s)
@@ -45,12 +45,11 @@ func ParsePeers(s string) ([]Peer, error) {
 		if err != nil {
 			return nil, err
 		}
+		// Two ids at one address are allowed: an instance renumbered
+		// keeps serving the keys it handed out under its old id.
 		for _, q := range peers {
-			switch {
-			case q.ID == p.ID:
+			if q.ID == p.ID {
 				return nil, fmt.Errorf("peer id %d is listed twice", p.ID)
-			case q.Addr == p.Addr:
-				return nil, fmt.Errorf("peers %d and %d have the same address %s", q.ID, p.ID, p.Addr)
 			}
 		}
 		peers = append(peers, p)

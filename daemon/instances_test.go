@@ -1,0 +1,212 @@
+package daemon_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/multigres/proxy/internal/demo"
+)
+
+// Tests of several instances: so_reuseport, cancel peering and a rolling
+// restart. Each instance is a real multigres process.
+
+// lowPort returns a loopback port below 32768 (out of the kernel's range
+// for outgoing connections) that was free a moment ago.
+func lowPort(t *testing.T) int {
+	t.Helper()
+	for range 100 {
+		port := 20000 + mrand.IntN(12000)
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			ln.Close()
+			return port
+		}
+	}
+	t.Fatal("no free loopback port below 32768")
+	return 0
+}
+
+// instance runs one multigres process on port with the demo configuration
+// plus set, and waits until it serves.
+func instance(t *testing.T, e *demo.Env, name string, port int, set ...string) (*proc, string) {
+	t.Helper()
+	conf := filepath.Join(t.TempDir(), name+".conf")
+	writeFile(t, conf, confText(e, port, append([]string{"log_format = json"}, set...)...))
+	p := serve(t, conf)
+	p.waitLog(0, "multigres serving", nil)
+	return p, conf
+}
+
+// peerOf is the peer id a Multigres cancel key carries (wire/proxy/peers.go).
+func peerOf(pid uint32) int { return int(pid>>17) & 0x3fff }
+
+// TestReusePortTwoInstances runs two instances on one port with
+// so_reuseport and connects until each has served a client, told apart by
+// the peer id in the cancel key each hands out. A third without
+// so_reuseport cannot bind the port and says why.
+func TestReusePortTwoInstances(t *testing.T) {
+	e := prepare(t)
+	ctx := testCtx(t)
+	port := lowPort(t)
+	instance(t, e, "a", port, "so_reuseport = on", "peer_id = 1")
+	instance(t, e, "b", port, "so_reuseport = on", "peer_id = 2")
+	served := map[int]int{}
+	for i := 0; i < 200 && (served[1] == 0 || served[2] == 0); i++ {
+		c := connect(t, ctx, tenantDSN(port, "app_user.acme"))
+		if got := contactCount(t, ctx, c); got != 2 {
+			t.Fatalf("tenant acme sees %d contacts, want 2", got)
+		}
+		served[peerOf(c.PgConn().PID())]++
+		c.Close(ctx)
+	}
+	if served[1] == 0 || served[2] == 0 || len(served) != 2 {
+		t.Fatalf("connections served by peer id: %v; want both instances (1 and 2) and nothing else", served)
+	}
+	t.Logf("connections served: %v", served)
+
+	conf := filepath.Join(t.TempDir(), "c.conf")
+	writeFile(t, conf, confText(e, port, "log_format = json"))
+	p := serve(t, conf)
+	if code := p.wait(); code != 1 {
+		t.Fatalf("an instance without so_reuseport on a shared port exited with %d, want 1", code)
+	}
+	if out := p.output(); !strings.Contains(out, "address already in use") || !strings.Contains(out, "set so_reuseport = on") {
+		t.Errorf("the bind failure does not explain itself:\n%s", out)
+	}
+}
+
+// sendCancelTo writes a CancelRequest for pid and secret to addr and waits
+// until the instance closes the connection, which it does once it has
+// delivered, forwarded or dropped the request.
+func sendCancelTo(t *testing.T, addr string, pid uint32, secret []byte) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dialing %s to cancel: %v", addr, err)
+	}
+	defer c.Close()
+	msg := binary.BigEndian.AppendUint32(nil, uint32(12+len(secret)))
+	msg = binary.BigEndian.AppendUint32(msg, 80877102)
+	msg = binary.BigEndian.AppendUint32(msg, pid)
+	msg = append(msg, secret...)
+	if _, err := c.Write(msg); err != nil {
+		t.Fatalf("sending the cancel request to %s: %v", addr, err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	var b [1]byte
+	if _, err := c.Read(b[:]); !errors.Is(err, io.EOF) {
+		t.Fatalf("after a cancel request %s did not close the connection: %v", addr, err)
+	}
+}
+
+// waitSleeping waits until a backend of the database runs pg_sleep.
+func waitSleeping(t *testing.T, ctx context.Context, admin *pgx.Conn) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for time.Now().Before(deadline) {
+		var n int
+		if err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = $1 AND state = 'active' AND wait_event = 'PgSleep'`, demo.DB).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+		time.Sleep(5 * time.Millisecond) // polling PostgreSQL's view; there is no event to wait on
+	}
+	t.Fatal("the query never started sleeping")
+}
+
+// TestPeersForwardCancel runs three peered instances on their own ports,
+// as behind a load balancer: a query on A is cancelled by a CancelRequest
+// sent to B and, again, to C. Garbage keys and unknown peer ids are dropped
+// and the instance keeps serving; a reload pointing B and C at each other
+// for a fourth id ends at the hop limit instead of looping.
+func TestPeersForwardCancel(t *testing.T) {
+	e := prepare(t)
+	ctx := testCtx(t)
+	ports := []int{lowPort(t), lowPort(t), lowPort(t)}
+	addr := func(i int) string { return fmt.Sprintf("127.0.0.1:%d", ports[i]) }
+	peers := fmt.Sprintf("peers = 1=%s,2=%s,3=%s", addr(0), addr(1), addr(2))
+	_, _ = instance(t, e, "a", ports[0], "peer_id = 1", peers)
+	b, bConf := instance(t, e, "b", ports[1], "peer_id = 2", peers)
+	c, cConf := instance(t, e, "c", ports[2], "peer_id = 3", peers)
+
+	client := connect(t, ctx, tenantDSN(ports[0], "app_user.acme"))
+	pid, secret := client.PgConn().PID(), client.PgConn().SecretKey()
+	if peerOf(pid) != 1 {
+		t.Fatalf("instance A handed out a key with peer id %d, want 1", peerOf(pid))
+	}
+	admin := connect(t, ctx, e.Cluster.SuperDSN(demo.DB))
+	for _, via := range []int{1, 2} {
+		done := make(chan error, 1)
+		go func() {
+			_, err := client.Exec(ctx, "SELECT pg_sleep(60)")
+			done <- err
+		}()
+		waitSleeping(t, ctx, admin)
+		start := time.Now()
+		sendCancelTo(t, addr(via), pid, secret)
+		select {
+		case err := <-done:
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) || pe.Code != "57014" {
+				t.Fatalf("the query cancelled through instance %c ended with %v, want 57014", 'A'+via, err)
+			}
+			t.Logf("cancel sent to instance %c reached the query on A in %s", 'A'+via, time.Since(start).Round(time.Millisecond))
+			if d := time.Since(start); d > time.Second {
+				t.Errorf("the cancel through instance %c took %s, want under 1s", 'A'+via, d)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the cancel sent to instance %c did not reach the query", 'A'+via)
+		}
+	}
+
+	// Dropped: a key with B's id that B never handed out, a key with an id
+	// no instance has, and a key of the wrong length.
+	var junk [4]byte
+	_, _ = rand.Read(junk[:])
+	from := b.mark()
+	sendCancelTo(t, addr(1), 2<<17|binary.BigEndian.Uint32(junk[:])&0x1ffff, junk[:])
+	b.waitLog(from, "cancel request dropped", func(r map[string]any) bool { return r["reason"] == "unknown key" })
+	sendCancelTo(t, addr(1), 77<<17|1, []byte{1, 2, 3, 3})
+	b.waitLog(from, "cancel request dropped", func(r map[string]any) bool {
+		return r["reason"] == "unknown peer id" && r["peer_id"] == float64(77)
+	})
+	sendCancelTo(t, addr(1), 1<<17|1, []byte{1, 2, 3, 4, 5, 6, 7, 8})
+	b.waitLog(from, "cancel request dropped", func(r map[string]any) bool { return r["reason"] == "malformed key" })
+	if got := contactCount(t, ctx, connect(t, ctx, tenantDSN(ports[1], "app_user.acme"))); got != 2 {
+		t.Fatalf("after the junk, instance B serves acme %d contacts, want 2", got)
+	}
+	if got := contactCount(t, ctx, client); got != 2 {
+		t.Fatalf("after the junk, A's client sees %d contacts, want 2", got)
+	}
+
+	// Misconfigured: B and C each name the other as peer 9. The request
+	// goes B, C, B, C and stops there with no hops left.
+	fromB, fromC := b.mark(), c.mark()
+	writeFile(t, bConf, confText(e, ports[1], "log_format = json", "peer_id = 2", peers+",9="+addr(2)))
+	writeFile(t, cConf, confText(e, ports[2], "log_format = json", "peer_id = 3", peers+",9="+addr(1)))
+	b.waitLog(fromB, "configuration reloaded; changes apply to new connections", nil)
+	c.waitLog(fromC, "configuration reloaded; changes apply to new connections", nil)
+	sendCancelTo(t, addr(1), 9<<17|5, []byte{1, 2, 3, 3})
+	c.waitLog(fromC, "cancel request dropped", func(r map[string]any) bool {
+		return r["reason"] == "hop limit reached" && r["peer_id"] == float64(9)
+	})
+	if got := contactCount(t, ctx, connect(t, ctx, tenantDSN(ports[2], "app_user.acme"))); got != 2 {
+		t.Fatalf("after the loop, instance C serves acme %d contacts, want 2", got)
+	}
+}
