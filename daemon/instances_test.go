@@ -9,8 +9,12 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"net"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -209,4 +213,195 @@ func TestPeersForwardCancel(t *testing.T) {
 	if got := contactCount(t, ctx, connect(t, ctx, tenantDSN(ports[2], "app_user.acme"))); got != 2 {
 		t.Fatalf("after the loop, instance C serves acme %d contacts, want 2", got)
 	}
+}
+
+// pgbenchPath is PostgreSQL 15's pgbench, which the rolling restart test
+// drives.
+const pgbenchPath = "/usr/lib/postgresql/15/bin/pgbench"
+
+// countLog counts the JSON records with msg at or after line from.
+func countLog(p *proc, from int, msg string) int {
+	n := 0
+	for _, r := range p.recordsFrom(from) {
+		if r != nil && r["msg"] == msg {
+			n++
+		}
+	}
+	return n
+}
+
+// waitLogCount waits until p has logged msg at least n times since from.
+func waitLogCount(t *testing.T, p *proc, from int, msg string, n int) {
+	t.Helper()
+	timeout := time.After(waitTimeout)
+	for {
+		p.mu.Lock()
+		changed := p.changed
+		p.mu.Unlock()
+		if countLog(p, from, msg) >= n {
+			return
+		}
+		select {
+		case <-changed:
+		case <-p.done:
+			t.Fatalf("process exited (%v) before logging %q %d times", p.err, msg, n)
+		case <-timeout:
+			t.Fatalf("timed out waiting for %d log messages %q", n, msg)
+		}
+	}
+}
+
+// waitTotal waits until the processes together have logged msg n times.
+func waitTotal(t *testing.T, msg string, n int, ps ...*proc) {
+	t.Helper()
+	timeout := time.After(waitTimeout)
+	for {
+		total := 0
+		changed := make([]chan struct{}, len(ps))
+		for i, p := range ps {
+			p.mu.Lock()
+			changed[i] = p.changed
+			p.mu.Unlock()
+			total += countLog(p, 0, msg)
+		}
+		if total >= n {
+			return
+		}
+		select {
+		case <-changed[0]:
+		case <-changed[1%len(ps)]:
+		case <-timeout:
+			t.Fatalf("timed out waiting for %d log messages %q (have %d)", n, msg, total)
+		}
+	}
+}
+
+// benchResult is what pgbench reported.
+type benchResult struct {
+	processed, failed, aborted int
+	output                     string
+}
+
+func parseBench(out string) benchResult {
+	r := benchResult{output: out}
+	num := func(prefix string) int {
+		_, rest, ok := strings.Cut(out, prefix)
+		if !ok {
+			return -1
+		}
+		var n int
+		if _, err := fmt.Sscan(rest, &n); err != nil {
+			return -1
+		}
+		return n
+	}
+	r.processed = num("number of transactions actually processed: ")
+	r.failed = num("number of failed transactions: ")
+	r.aborted = strings.Count(out, " aborted ")
+	return r
+}
+
+// rollingRestart runs pgbench (8 clients, one SELECT per transaction, for
+// the given time) through a port two instances share with so_reuseport,
+// and meanwhile stops one with SIGTERM and starts its replacement. With
+// perTxn, pgbench connects for every transaction (-C).
+func rollingRestart(t *testing.T, perTxn bool, seconds int) benchResult {
+	t.Helper()
+	e := prepare(t)
+	port := lowPort(t)
+	set := []string{"so_reuseport = on", "shutdown_timeout = 60s"}
+	a, aConf := instance(t, e, "a", port, set...)
+	b, _ := instance(t, e, "b", port, set...)
+	script := filepath.Join(t.TempDir(), "select.sql")
+	writeFile(t, script, "SELECT count(*) FROM contacts;\n")
+	args := []string{"-n", "-c", "8", "-j", "2", "-T", fmt.Sprint(seconds), "-f", script,
+		"-h", "127.0.0.1", "-p", fmt.Sprint(port), "-U", demo.TenantRole + ".acme", demo.DB}
+	if perTxn {
+		args = append([]string{"-C"}, args...)
+	}
+	bench := exec.Command(pgbenchPath, args...)
+	bench.Env = append(os.Environ(), "PGPASSWORD="+demo.TenantPassword, "PGSSLMODE=disable")
+	var out strings.Builder
+	bench.Stdout, bench.Stderr = &out, &out
+	if err := bench.Start(); err != nil {
+		t.Fatalf("starting pgbench: %v", err)
+	}
+	var benchErr error
+	benchDone := make(chan struct{})
+	go func() { benchErr = bench.Wait(); close(benchDone) }()
+	t.Cleanup(func() {
+		select {
+		case <-benchDone:
+		default:
+			_ = bench.Process.Kill()
+			<-benchDone
+		}
+	})
+
+	// Both instances serve pgbench before the restart.
+	if perTxn {
+		waitLogCount(t, a, 0, "tenant connected", 20)
+		waitLogCount(t, b, 0, "tenant connected", 20)
+	} else {
+		waitTotal(t, "tenant connected", 8, a, b) // every pgbench client is connected
+	}
+	aClients := countLog(a, 0, "tenant connected")
+	a.signal(syscall.SIGTERM)
+	a.waitLog(0, "no longer accepting connections; waiting for clients to finish", nil)
+	next, _ := serveConf(t, aConf)
+	next.waitLog(0, "multigres serving", nil)
+	if perTxn {
+		// The replacement takes its share of new connections.
+		waitLogCount(t, next, 0, "tenant connected", 20)
+		if code := a.wait(); code != 0 {
+			t.Errorf("the stopped instance exited with %d, want 0", code)
+		}
+	}
+	select {
+	case <-benchDone:
+	case <-time.After(time.Duration(seconds)*time.Second + waitTimeout):
+		t.Fatal("pgbench did not finish")
+	}
+	if !perTxn {
+		// The drained instance served its clients to the end of the run.
+		if code := a.wait(); code != 0 {
+			t.Errorf("the stopped instance exited with %d, want 0", code)
+		}
+	}
+	r := parseBench(out.String())
+	t.Logf("rolling restart (%s): %d transactions, %d failed, %d clients aborted; %d logins on the stopped instance before its SIGTERM (pgbench: %v)",
+		map[bool]string{true: "pgbench -C, a connection per transaction", false: "pgbench, persistent connections"}[perTxn],
+		r.processed, r.failed, r.aborted, aClients, benchErr)
+	if benchErr != nil || r.processed <= 0 || r.failed != 0 || r.aborted != 0 {
+		t.Errorf("pgbench through the rolling restart: %v; %d transactions, %d failed, %d aborted, want none failed:\n%s",
+			benchErr, r.processed, r.failed, r.aborted, r.output)
+	}
+	return r
+}
+
+// serveConf starts another process on an existing configuration file.
+func serveConf(t *testing.T, conf string) (*proc, string) {
+	t.Helper()
+	return serve(t, conf), conf
+}
+
+// rollingSeconds is how long pgbench runs in TestRollingRestart; the
+// benchmark script (bench/rolling-restart.sh) sets a longer time.
+func rollingSeconds() int {
+	if s, err := strconv.Atoi(os.Getenv("MULTIGRES_ROLLING_SECONDS")); err == nil && s > 0 {
+		return s
+	}
+	return 4
+}
+
+// TestRollingRestart restarts one of two instances sharing a port under
+// pgbench and expects no failed transaction: new connections go to the
+// survivor (and then to the replacement); connections the stopped instance
+// holds finish their work there, since it drains until they leave.
+func TestRollingRestart(t *testing.T) {
+	if _, err := os.Stat(pgbenchPath); err != nil {
+		t.Skipf("no pgbench: %v", err)
+	}
+	t.Run("connection per transaction", func(t *testing.T) { rollingRestart(t, true, rollingSeconds()) })
+	t.Run("persistent connections", func(t *testing.T) { rollingRestart(t, false, rollingSeconds()) })
 }
