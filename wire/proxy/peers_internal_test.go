@@ -1,6 +1,10 @@
 package proxy
 
 import (
+	"bytes"
+	"context"
+	"io"
+	"net"
 	"testing"
 	"time"
 )
@@ -99,5 +103,36 @@ func TestDropLogRateLimit(t *testing.T) {
 	}
 	if n, ok := d.allow("a", t0.Add(dropLogInterval)); !ok || n != 5 {
 		t.Fatalf("after the interval: %d %v, want 5 true", n, ok)
+	}
+}
+
+// TestSendCancelRequestUnix forwards a key over a Unix socket, as to a peer
+// listed by socket path, and checks the bytes and that the send waits for
+// the peer to close.
+func TestSendCancelRequestUnix(t *testing.T) {
+	path := t.TempDir() + "/.s.PGSQL.6432"
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan []byte, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- nil
+			return
+		}
+		b := make([]byte, 16)
+		_, err = io.ReadFull(c, b)
+		got <- b
+		c.Close()
+	}()
+	if err := sendCancelRequest(context.Background(), "unix", path, 0x01020304, []byte{5, 6, 7, 8}); err != nil {
+		t.Fatal(err)
+	}
+	want := []byte{0, 0, 0, 16, 0x04, 0xd2, 0x16, 0x2e, 1, 2, 3, 4, 5, 6, 7, 8}
+	if b := <-got; !bytes.Equal(b, want) {
+		t.Errorf("the peer read %x, want %x", b, want)
 	}
 }
