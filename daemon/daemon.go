@@ -39,7 +39,17 @@ func ProxyOptions(c *config.Config) proxy.Options {
 		AdminUsers: c.AdminUsers, Version: Version,
 		ClientCertUserMap: string(c.ClientTLSCertUserMap),
 		BypassVerifiers:   bypassVerifiers(c),
+		// Many instances.
+		PeerID: c.PeerID, Peers: peers(c),
 	}
+}
+
+func peers(c *config.Config) []proxy.Peer {
+	var out []proxy.Peer
+	for _, p := range c.Peers {
+		out = append(out, proxy.Peer{ID: p.ID, Network: p.Network(), Addr: p.Addr})
+	}
+	return out
 }
 
 func bypassVerifiers(c *config.Config) map[string]string {

@@ -679,6 +679,8 @@ server_tls_sslmode = verify-full
 server_tls_ca_file = ca.pem
 server_tls_cert_file = c.pem
 server_tls_key_file = k.pem
+peer_id = 4
+peers = 1=127.0.0.1:7001
 `))
 	if err != nil {
 		t.Fatal(err)

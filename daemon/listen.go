@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/activation"
+	"golang.org/x/sys/unix"
 
 	"github.com/multigres/proxy/daemon/config"
 )
@@ -64,6 +66,14 @@ func openSockets(c *config.Config, log *slog.Logger) (sockets, error) {
 	if !s.activated {
 		if s.proxy, err = listen(c); err != nil {
 			return s, err
+		}
+	} else if c.SoReusePort {
+		// systemd opened the socket: its options are the socket unit's.
+		for _, l := range s.proxy {
+			if _, tcp := l.Addr().(*net.TCPAddr); tcp && !reusePortSet(l) {
+				log.Warn("so_reuseport is on but the socket systemd passed does not have SO_REUSEPORT; "+
+					"set ReusePort=yes in the socket unit", "addr", l.Addr().String())
+			}
 		}
 	}
 	if s.metrics == nil && c.MetricsAddr != "" {
@@ -157,14 +167,22 @@ func listen(c *config.Config) ([]listener, error) {
 		closeListeners(lns)
 		return nil, err
 	}
+	lc := net.ListenConfig{}
+	if c.SoReusePort {
+		lc.Control = setReusePort
+	}
 	for _, a := range c.ListenAddr {
 		host := a
 		if a == "*" {
 			host = ""
 		}
-		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(c.ListenPort)))
+		ln, err := lc.Listen(context.Background(), "tcp", net.JoinHostPort(host, strconv.Itoa(c.ListenPort)))
 		if err != nil {
-			return fail(fmt.Errorf("listening on %s port %d: %w", a, c.ListenPort, err))
+			err = fmt.Errorf("listening on %s port %d: %w", a, c.ListenPort, err)
+			if errors.Is(err, syscall.EADDRINUSE) {
+				err = addrInUse(err, c.SoReusePort)
+			}
+			return fail(err)
 		}
 		lns = append(lns, listener{Listener: ln})
 	}
@@ -237,4 +255,48 @@ func probeTargets(l net.Listener) (network string, addrs []string) {
 	default:
 		return a.Network(), []string{a.String()}
 	}
+}
+
+// setReusePort sets SO_REUSEPORT before bind, so that other processes that
+// set it too (and run as the same user: the kernel refuses to mix users)
+// can listen on the same address and port. The kernel then hashes each new
+// connection to one of the listening sockets.
+func setReusePort(network, address string, rc syscall.RawConn) error {
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("setting SO_REUSEPORT on %s: %w", address, serr)
+	}
+	return nil
+}
+
+// addrInUse explains EADDRINUSE: with several instances on one port, every
+// one of them has to ask for SO_REUSEPORT.
+func addrInUse(err error, reusePort bool) error {
+	if reusePort {
+		return fmt.Errorf("%w (so_reuseport is on here; the process holding the port must have set it too, "+
+			"and run as the same user)", err)
+	}
+	return fmt.Errorf("%w (another process holds the port; to share it between Multigres instances, "+
+		"set so_reuseport = on in each of them)", err)
+}
+
+// reusePortSet reports whether a passed socket has SO_REUSEPORT; false
+// when it cannot be asked.
+func reusePortSet(l net.Listener) bool {
+	sc, ok := l.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	on := 0
+	_ = rc.Control(func(fd uintptr) { on, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT) })
+	return on != 0
 }

@@ -113,6 +113,11 @@ type Config struct {
 	MetricsAddr     string // host:port, "" = off
 	PIDFile         string
 
+	// Many instances (SO_REUSEPORT and cancel peering).
+	SoReusePort bool   // so_reuseport
+	PeerID      int    // peer_id: 0 = peering off
+	Peers       []Peer // peers, sorted by id
+
 	// Path is the file the configuration was read from (absolute after Load).
 	Path string
 	// Hash is the hex SHA-256 of the configuration file's bytes. It does not

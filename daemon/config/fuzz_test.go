@@ -29,6 +29,7 @@ func FuzzParse(f *testing.F) {
 		"client_tls_sslmode = verify-full\nclient_tls_ca_file = ca\nclient_tls_cert_user_map = cn-equals-role\n",
 		"superuser_bypass = app_user.x\nmin_pool_size = 30\nallow_root = yes\nunix_socket_mode = 0o700\n",
 		"metrics_addr = [::1]:9187\nlisten_addr = *\nuser = 0\nlog_level = DEBUG\nclient_tls_protocols = secure\n",
+		"so_reuseport = on\npeer_id = 3\npeers = 3=a:1, 1=[::1]:2\n", // many instances
 	} {
 		f.Add([]byte(seed))
 	}

@@ -485,5 +485,31 @@ func definitions() []keyDef {
 			accessor: bindPath(func(c *Config) *string { return &c.PIDFile }),
 		},
 	)
+
+	// Many instances: SO_REUSEPORT and cancel-request peering.
+	add("Instances",
+		keyDef{
+			name: "so_reuseport", def: "off", restart: true,
+			desc: "Open the TCP listeners with SO_REUSEPORT, so that several Multigres processes on one host can " +
+				"listen on the same listen_port (to use more cores, or for rolling restarts); the kernel spreads " +
+				"new connections across them. Every process sharing the port must set it. With socket activation " +
+				"systemd opens the socket: set ReusePort= in the socket unit instead.",
+			accessor: bind(parseBool, formatBool, func(c *Config) *bool { return &c.SoReusePort }),
+		},
+		keyDef{
+			name: "peer_id", def: "0", restart: true,
+			desc: "This instance's id among its peers, 1 to 16383, written into every cancel key it hands out so " +
+				"that a peer receiving the cancel request can forward it here. 0 turns peering off.",
+			accessor: bindInt(0, MaxPeerID, func(c *Config) *int { return &c.PeerID }),
+		},
+		keyDef{
+			name: "peers", def: "",
+			desc: "The other instances behind the same load balancer, as a comma list of ID=host:port (or " +
+				"ID=/path/to/.s.PGSQL.port for a Unix socket), for example 1=10.0.0.1:6432,2=10.0.0.2:6432. A cancel request whose key carries another id is " +
+				"forwarded there as a plain CancelRequest, at most 3 hops. The same list may be used on every " +
+				"instance: its own entry is skipped. Peer traffic is unencrypted; keep it on a trusted network.",
+			accessor: bind(ParsePeers, FormatPeers, func(c *Config) *[]Peer { return &c.Peers }),
+		},
+	)
 	return defs
 }

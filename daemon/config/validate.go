@@ -20,6 +20,7 @@ func (p *parser) crossCheck(c *Config) {
 	}
 	p.checkClientTLS(c)
 	p.checkServerTLS(c)
+	p.checkPeers(c) // many instances
 }
 
 // checkRoles keeps the proxy's own roles, the tenant roles and the bypass

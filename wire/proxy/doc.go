@@ -25,7 +25,8 @@
 //	                   and detach when no reader runs
 //	reader (readServer) reading the server (sc.r); writing to the client; attach / resume
 //	                   releasing sc at a clean ReadyForQuery
-//	cancel (per request) delivering one CancelRequest                    a cancel connection's session
+//	cancel (per request) delivering one CancelRequest, or forwarding it  a cancel connection's session
+//	                   to the peer its key names (peers.go)
 //	pool maintenance   closing stale idle connections, min_pool_size     newPool
 //	notification hub   reading a pool's listening connection; handing    the first LISTEN
 //	(per pool)         notifications to sessions (notify.go)

@@ -93,6 +93,14 @@ type Options struct {
 	// itself and logs in with the recovered key, so channel binding works on
 	// both TLS legs (docs/tls.md); without one, the login is relayed.
 	BypassVerifiers map[string]string
+
+	// Many instances (peers.go). PeerID (1..MaxPeerID, 0 = off) goes into
+	// every cancel key handed out; it is read once, by New: keys already
+	// handed out carry it, so Update keeps the first value. Peers, by id,
+	// are where cancel requests carrying other ids are forwarded; Update
+	// applies a new list.
+	PeerID int
+	Peers  []Peer
 }
 
 // generation is one immutable configuration with what is derived from it.
@@ -142,6 +150,9 @@ type Server struct {
 	nextID    uint64
 	accepted  atomic.Uint64
 	lastAccpt atomic.Int64
+
+	peerID      int      // this instance's id in the cancel keys; 0 = no peering
+	cancelDrops *dropLog // rate limit of the log of dropped cancel requests
 }
 
 type cancelKey struct {
@@ -161,7 +172,7 @@ func New(opts Options, log *slog.Logger) (*Server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{log: log, token: "multigres_refused_" + hex.EncodeToString(tok), metrics: newMetrics(), bufs: newBufPools(), budget: newMsgBudget(), tenants: newTenantLimiter(),
 		ctx: ctx, cancel: cancel, listeners: map[net.Listener]struct{}{}, sessions: map[*session]struct{}{},
-		cancels: map[cancelKey]*session{}, pools: map[string]*pool{}}
+		cancels: map[cancelKey]*session{}, pools: map[string]*pool{}, peerID: opts.PeerID, cancelDrops: newDropLog()}
 	if err := s.Update(opts); err != nil {
 		cancel()
 		return nil, err
@@ -198,6 +209,9 @@ func (s *Server) Update(opts Options) error {
 		if d < 0 {
 			return fmt.Errorf("%s %s is negative", name, d)
 		}
+	}
+	if err := checkPeers(opts); err != nil {
+		return err
 	}
 	if opts.TCPKeepCnt < 0 || opts.MaxBufferedMessageBytes < 0 {
 		return fmt.Errorf("tcp_keepcnt %d or max_buffered_message_bytes %d is negative", opts.TCPKeepCnt, opts.MaxBufferedMessageBytes)
@@ -362,14 +376,13 @@ func (s *Server) start(conn net.Conn) {
 	}()
 }
 
-// registerCancel gives the session a unique cancel key.
+// registerCancel gives the session a unique cancel key, carrying this
+// instance's peer id when it has one (peers.go).
 func (s *Server) registerCancel(sess *session) {
-	var b [8]byte
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for {
-		_, _ = rand.Read(b[:])
-		k := cancelKey{pid: uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]), secret: string(b[4:8])}
+		k := newCancelKey(s.peerID)
 		if _, taken := s.cancels[k]; !taken && k.pid != 0 {
 			sess.key = k
 			s.cancels[k] = sess
@@ -378,14 +391,28 @@ func (s *Server) registerCancel(sess *session) {
 	}
 }
 
-// cancelFor cancels the running query of the session holding key, if any.
-// Unknown keys are ignored, as PostgreSQL does, to give nothing away.
+// cancelFor cancels the running query of the session holding key, if any,
+// or forwards the request to the peer whose id the key carries. Unknown
+// keys are dropped without an answer, as PostgreSQL does, to give nothing
+// away.
 func (s *Server) cancelFor(ctx context.Context, key cancelKey) {
+	if s.peerID != 0 {
+		local, to, drop := routeCancel(s.peerID, key)
+		switch {
+		case drop != "":
+			s.dropCancel(drop, "peer_id", keyPeer(key))
+			return
+		case to != 0:
+			s.forwardCancel(ctx, to, key)
+			return
+		}
+		key = local
+	}
 	s.mu.Lock()
 	sess := s.cancels[key]
 	s.mu.Unlock()
 	if sess == nil {
-		s.log.Debug("cancel request with an unknown key ignored")
+		s.dropCancel("unknown key")
 		return
 	}
 	sess.cancelQuery(ctx)
