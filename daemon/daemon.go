@@ -38,7 +38,10 @@ func ProxyOptions(c *config.Config) proxy.Options {
 		TCPKeepalive: c.TCPKeepalive, TCPKeepIdle: c.TCPKeepIdle, TCPKeepIntvl: c.TCPKeepIntvl, TCPKeepCnt: c.TCPKeepCnt,
 		AdminUsers: c.AdminUsers, Version: Version,
 		ClientCertUserMap: string(c.ClientTLSCertUserMap),
-		BypassVerifiers:   bypassVerifiers(c),
+		// High availability (issue 14).
+		TargetSessionAttrs: c.TargetSessionAttrs, LoadBalanceHosts: c.LoadBalanceHosts,
+		HealthCheckInterval: c.ServerHealthCheckInterval, HealthCheckTimeout: c.ServerHealthCheckTimeout,
+		BypassVerifiers: bypassVerifiers(c),
 	}
 }
 

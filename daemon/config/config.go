@@ -113,6 +113,12 @@ type Config struct {
 	MetricsAddr     string // host:port, "" = off
 	PIDFile         string
 
+	// High availability: several PostgreSQL hosts (issue 14).
+	TargetSessionAttrs        string        // target_session_attrs; "" = read-write with several hosts, any with one
+	LoadBalanceHosts          string        // load_balance_hosts: disable or random
+	ServerHealthCheckInterval time.Duration // server_health_check_interval; 0 = off
+	ServerHealthCheckTimeout  time.Duration // server_health_check_timeout
+
 	// Path is the file the configuration was read from (absolute after Load).
 	Path string
 	// Hash is the hex SHA-256 of the configuration file's bytes. It does not

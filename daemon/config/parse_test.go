@@ -107,8 +107,8 @@ func TestKeys(t *testing.T) {
 	if !slices.Equal(restart, restartKeys) {
 		t.Errorf("restart keys = %v, want %v", restart, restartKeys)
 	}
-	if len(seen) != 61 {
-		t.Errorf("%d keys, want 61", len(seen))
+	if len(seen) != 65 {
+		t.Errorf("%d keys, want 65", len(seen))
 	}
 }
 
@@ -290,7 +290,12 @@ func TestParseBadValues(t *testing.T) {
 		{"unix_socket_mode", "01777", "outside 0777"},
 		{"unix_socket_mode", "", "invalid octal"},
 		{"server_host", "", "must be set"},
-		{"server_host", "db host", "neither"},
+		{"server_host", "db host", "contains ' '"},
+		{"server_host", "db1,,db2", "empty entry"},
+		{"server_host", "[::1:5432", "missing ]"},
+		{"server_host", "db1:99999", "between 1 and 65535"},
+		{"target_session_attrs", "master", "not one of"},
+		{"load_balance_hosts", "round-robin", "disable or random"},
 		{"server_port", "-1", "out of range"},
 		{"server_user", "", "must not be empty"},
 		{"server_user", "a b", "single name"},

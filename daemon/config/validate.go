@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/multigres/proxy/wire/proxy"
+
 	"crypto/tls"
 	"fmt"
 	"slices"
@@ -20,6 +22,18 @@ func (p *parser) crossCheck(c *Config) {
 	}
 	p.checkClientTLS(c)
 	p.checkServerTLS(c)
+	p.checkHA(c)
+}
+
+// checkHA checks the high-availability keys against each other.
+func (p *parser) checkHA(c *Config) {
+	if _, err := proxy.ParseServerHosts(c.ServerHost, c.ServerPort); err != nil {
+		p.conflict("server_host", err.Error(), "server_port")
+	}
+	if c.ServerHealthCheckInterval > 0 && c.ServerHealthCheckTimeout > c.ServerHealthCheckInterval {
+		p.conflict("server_health_check_timeout", fmt.Sprintf("%s is longer than server_health_check_interval %s",
+			c.ServerHealthCheckTimeout, c.ServerHealthCheckInterval), "server_health_check_interval")
+	}
 }
 
 // checkRoles keeps the proxy's own roles, the tenant roles and the bypass
