@@ -39,6 +39,9 @@ type healthChecker struct {
 }
 
 func newHealthChecker(d *dialer, user, password, db string, interval, timeout time.Duration, log *slog.Logger) *healthChecker {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	if timeout <= 0 || timeout > interval {
 		timeout = interval
 	}
