@@ -109,7 +109,9 @@ func TestHARoutesByRole(t *testing.T) {
 	super := primary.SuperPassword
 
 	t.Run("read-write", func(t *testing.T) {
-		srv, addr := proxytest.Start(t, haOptions(env, hostList(standby, primary), ""))
+		o := haOptions(env, hostList(standby, primary), "")
+		o.AdminUsers = []string{"postgres"}
+		srv, addr := proxytest.Start(t, o)
 		if got := srv.TargetSessionAttrs(); got != proxy.AttrsReadWrite {
 			t.Fatalf("default target_session_attrs with two hosts = %q", got)
 		}
@@ -124,6 +126,24 @@ func TestHARoutesByRole(t *testing.T) {
 		waitHosts(t, srv, map[string]string{pAddr: "primary", sAddr: "standby"})
 		if inRecovery(t, addr, "postgres", super) {
 			t.Fatal("a superuser_bypass session landed on the standby")
+		}
+		a := adminConn(t, addr, super)
+		idle := 0
+		for _, r := range rowsOf(t, a, "SHOW SERVERS") {
+			if r[2] == "idle" {
+				idle++
+				if r[6] != pAddr || r[7] != "primary" {
+					t.Fatalf("SHOW SERVERS row %v: want host %s, role primary", r, pAddr)
+				}
+			}
+		}
+		if idle == 0 {
+			t.Fatal("SHOW SERVERS lists no idle server connection")
+		}
+		hosts := rowsOf(t, a, "SHOW HOSTS")
+		if len(hosts) != 2 || hosts[0][0] != sAddr || hosts[0][2] != "standby" || hosts[0][3] != "false" ||
+			hosts[1][0] != pAddr || hosts[1][1] != "up" || hosts[1][2] != "primary" || hosts[1][3] != "true" {
+			t.Fatalf("SHOW HOSTS = %v", hosts)
 		}
 	})
 	t.Run("standby", func(t *testing.T) {
