@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -174,7 +175,10 @@ func TestHARoutesByRole(t *testing.T) {
 			t.Fatal("tenant session in recovery")
 		}
 		strict, addr2 := proxytest.Start(t, haOptions(env, hostList(standby, primary), proxy.AttrsStandby))
-		_ = strict
+		// /readyz asks Ping: not ready without a host that matches.
+		if err := strict.Ping(context.Background(), demo.DB); err == nil || !strings.Contains(err.Error(), "target_session_attrs=standby") {
+			t.Fatalf("Ping with target_session_attrs=standby and no standby = %v", err)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		if c, err := pgx.Connect(ctx, dsn(addr2, "app_user.acme", demo.TenantPassword)); err == nil {
