@@ -513,6 +513,18 @@ func definitions() []keyDef {
 			desc:     "How long one background health check may take before its host counts as down (at most the interval).",
 			accessor: bindDuration(positiveDuration, func(c *Config) *time.Duration { return &c.ServerHealthCheckTimeout }),
 		},
+		keyDef{
+			name: "read_only_listen_port", def: "0", restart: true,
+			desc: "A second port, on the listen_addr addresses (and unix_socket_dir), that accepts the same clients " +
+				"with the same isolation but whose server connections use read_only_target_session_attrs: reads " +
+				"go to standbys. 0 turns it off. Writes there get PostgreSQL's read-only error when they land on a standby.",
+			accessor: bindInt(0, 65535, func(c *Config) *int { return &c.ReadOnlyListenPort }),
+		},
+		keyDef{
+			name: "read_only_target_session_attrs", def: "prefer-standby",
+			desc:     "target_session_attrs of the read-only port's server connections; prefer-standby falls back to the primary when no standby answers.",
+			accessor: bindString(parseTargetSessionAttrs, func(c *Config) *string { return &c.ReadOnlyTargetSessionAttrs }),
+		},
 	)
 	return defs
 }

@@ -87,7 +87,7 @@ func equalAny(a, b any) bool {
 
 func TestKeys(t *testing.T) {
 	restartKeys := []string{"listen_addr", "listen_port", "unix_socket_dir", "unix_socket_mode",
-		"user", "group", "allow_root", "metrics_addr", "pid_file"}
+		"user", "group", "allow_root", "metrics_addr", "pid_file", "read_only_listen_port"}
 	seen := map[string]bool{}
 	var restart []string
 	for _, k := range Keys() {
@@ -107,8 +107,8 @@ func TestKeys(t *testing.T) {
 	if !slices.Equal(restart, restartKeys) {
 		t.Errorf("restart keys = %v, want %v", restart, restartKeys)
 	}
-	if len(seen) != 65 {
-		t.Errorf("%d keys, want 65", len(seen))
+	if len(seen) != 67 {
+		t.Errorf("%d keys, want 67", len(seen))
 	}
 }
 

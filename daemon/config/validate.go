@@ -30,6 +30,9 @@ func (p *parser) checkHA(c *Config) {
 	if _, err := proxy.ParseServerHosts(c.ServerHost, c.ServerPort); err != nil {
 		p.conflict("server_host", err.Error(), "server_port")
 	}
+	if c.ReadOnlyListenPort != 0 && c.ReadOnlyListenPort == c.ListenPort {
+		p.conflict("read_only_listen_port", fmt.Sprintf("%d is also listen_port", c.ReadOnlyListenPort), "listen_port")
+	}
 	if c.ServerHealthCheckInterval > 0 && c.ServerHealthCheckTimeout > c.ServerHealthCheckInterval {
 		p.conflict("server_health_check_timeout", fmt.Sprintf("%s is longer than server_health_check_interval %s",
 			c.ServerHealthCheckTimeout, c.ServerHealthCheckInterval), "server_health_check_interval")
