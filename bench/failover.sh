@@ -22,6 +22,6 @@ for ((i = 1; i <= RUNS; i++)); do
 		echo "failover.sh: TestHAFailover failed" >&2
 		exit 1
 	}
-	fig=$(printf '%s\n' "$out" | grep -o 'tenant writes succeed [0-9.]* s after the promotion' | grep -o '[0-9.]* s')
+	fig=$(printf '%s\n' "$out" | sed -n 's/.*tenant writes succeed \([0-9.]*\) s after the promotion.*/\1 s/p')
 	echo "run $i: failover (promotion to first successful tenant write): $fig"
 done
