@@ -679,6 +679,7 @@ server_tls_sslmode = verify-full
 server_tls_ca_file = ca.pem
 server_tls_cert_file = c.pem
 server_tls_key_file = k.pem
+target_session_attrs = read-write
 `))
 	if err != nil {
 		t.Fatal(err)
