@@ -175,9 +175,26 @@ func (d *dialer) acceptable(r serverRole) bool {
 }
 
 // legHost picks the host for a relayed (superuser_bypass) login, which
-// the proxy cannot probe before the client authenticates: the first in
-// d.order(), so one the health checker knows to match when there is one.
-func (d *dialer) legHost() HostAddr { return d.order()[0] }
+// the proxy cannot probe itself once the client authenticates: the first
+// in d.order() when the health checker knows it matches (or nothing needs
+// matching); otherwise a login as server_user asks the hosts in turn, as
+// for a pooled connection. If that fails too, the first host is tried and
+// the client gets that host's answer.
+func (d *dialer) legHost(ctx context.Context, user, password, db string) HostAddr {
+	hosts := d.order()
+	if d.attrs == AttrsAny {
+		return hosts[0]
+	}
+	if st, ok := d.health.state(hosts[0]); ok && st.checked && st.up && roleMatches(d.attrs, st.role) {
+		return hosts[0]
+	}
+	pc, h, _, err := d.connectMatching(ctx, user, password, db, map[string]string{"application_name": "multigres route"}, true)
+	if err != nil {
+		return hosts[0]
+	}
+	_ = pc.Close(ctx)
+	return h
+}
 
 // serverConn is a logged-in server connection the proxy relays on. Its reader
 // and writer persist across the clients it serves, so no byte is lost when it

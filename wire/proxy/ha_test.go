@@ -147,6 +147,14 @@ func TestHARoutesByRole(t *testing.T) {
 			t.Fatalf("SHOW HOSTS = %v", hosts)
 		}
 	})
+	t.Run("bypass without health checks", func(t *testing.T) {
+		o := haOptions(env, hostList(standby, primary), "")
+		o.HealthCheckInterval = 0
+		_, addr := proxytest.Start(t, o)
+		if inRecovery(t, addr, "postgres", super) {
+			t.Fatal("a superuser_bypass session landed on the standby listed first")
+		}
+	})
 	t.Run("standby", func(t *testing.T) {
 		srv, addr := proxytest.Start(t, haOptions(env, hostList(primary, standby), proxy.AttrsStandby))
 		waitHosts(t, srv, map[string]string{pAddr: "primary", sAddr: "standby"})

@@ -28,7 +28,7 @@ type serverLeg struct {
 // never do. Unix sockets never use TLS.
 func (s *session) dialServer(ctx context.Context, user, db string) (*serverLeg, error) {
 	g := s.gen
-	h := g.dial.legHost()
+	h := g.dial.legHost(ctx, g.opts.ServerUser, g.opts.ServerPassword, db)
 	cfg, err := g.dial.config(h, user, "", db, nil)
 	if err != nil {
 		s.log.Error("bypass: building the server connection settings", "err", err)
