@@ -510,7 +510,7 @@ func definitions() []keyDef {
 		},
 		keyDef{
 			name: "server_health_check_timeout", def: "2s",
-			desc:     "How long one background health check may take before its host counts as down (at most the interval).",
+			desc:     "How long one background health check may take before its host counts as down; a value longer than the interval is cut to it.",
 			accessor: bindDuration(positiveDuration, func(c *Config) *time.Duration { return &c.ServerHealthCheckTimeout }),
 		},
 		keyDef{

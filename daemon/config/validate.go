@@ -33,10 +33,6 @@ func (p *parser) checkHA(c *Config) {
 	if c.ReadOnlyListenPort != 0 && c.ReadOnlyListenPort == c.ListenPort {
 		p.conflict("read_only_listen_port", fmt.Sprintf("%d is also listen_port", c.ReadOnlyListenPort), "listen_port")
 	}
-	if c.ServerHealthCheckInterval > 0 && c.ServerHealthCheckTimeout > c.ServerHealthCheckInterval {
-		p.conflict("server_health_check_timeout", fmt.Sprintf("%s is longer than server_health_check_interval %s",
-			c.ServerHealthCheckTimeout, c.ServerHealthCheckInterval), "server_health_check_interval")
-	}
 }
 
 // checkRoles keeps the proxy's own roles, the tenant roles and the bypass
