@@ -2,6 +2,7 @@ package config
 
 import (
 	"crypto/tls"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"slices"
@@ -222,6 +223,12 @@ func TestParseGood(t *testing.T) {
 			func(c *Config) (any, any) { return c.MetricsAddr, ":9187" }},
 		{"metrics ipv6", "metrics_addr = [::1]:9187",
 			func(c *Config) (any, any) { return c.MetricsAddr, "[::1]:9187" }},
+		{"host list", "server_host = 'db1, db2:5433, [::1]:5434, /run/pg'\ntarget_session_attrs = prefer-standby\n" +
+			"load_balance_hosts = random\nserver_health_check_interval = 1s\nread_only_listen_port = 6433",
+			func(c *Config) (any, any) {
+				return fmt.Sprint(c.ServerHost, c.TargetSessionAttrs, c.LoadBalanceHosts, c.ServerHealthCheckInterval, c.ReadOnlyListenPort),
+					fmt.Sprint("db1, db2:5433, [::1]:5434, /run/pg", "prefer-standby", "random", time.Second, 6433)
+			}},
 		{"relative path", "client_tls_ca_file = certs/../certs/ca.pem\npid_file = /run/multigres.pid",
 			func(c *Config) (any, any) {
 				return c.ClientTLSCAFile + " " + c.PIDFile, "/etc/multigres/certs/ca.pem /run/multigres.pid"
