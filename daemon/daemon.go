@@ -41,6 +41,9 @@ func ProxyOptions(c *config.Config) proxy.Options {
 		BypassVerifiers:   bypassVerifiers(c),
 		// Many instances.
 		PeerID: c.PeerID, Peers: peers(c),
+		// High availability (issue 14).
+		TargetSessionAttrs: c.TargetSessionAttrs, LoadBalanceHosts: c.LoadBalanceHosts,
+		HealthCheckInterval: c.ServerHealthCheckInterval, HealthCheckTimeout: c.ServerHealthCheckTimeout,
 	}
 }
 

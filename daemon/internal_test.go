@@ -681,6 +681,7 @@ server_tls_cert_file = c.pem
 server_tls_key_file = k.pem
 peer_id = 4
 peers = 1=127.0.0.1:7001
+target_session_attrs = read-write
 `))
 	if err != nil {
 		t.Fatal(err)

@@ -27,7 +27,9 @@ func (m metricsSource) Reloads() metrics.Reloads {
 }
 
 // Ready reports whether new clients can be served: the listeners are open
-// (not draining for shutdown) and PostgreSQL accepts server_user's login.
+// (not draining for shutdown) and PostgreSQL accepts server_user's login
+// on a server_host entry that satisfies target_session_attrs (Ping tries
+// them as new server connections do).
 func (m metricsSource) Ready(ctx context.Context) error {
 	d := m.d
 	d.mu.Lock()
@@ -40,6 +42,15 @@ func (m metricsSource) Ready(ctx context.Context) error {
 		return fmt.Errorf("PostgreSQL check (login as server_user to %s): %w", db, err)
 	}
 	return nil
+}
+
+// Hosts gives /metrics each server_host entry's health.
+func (m metricsSource) Hosts() []metrics.Host {
+	var out []metrics.Host
+	for _, h := range m.d.srv.Hosts() {
+		out = append(out, metrics.Host{Host: h.Host, Up: h.Up, Role: h.Role, Matches: h.Matches})
+	}
+	return out
 }
 
 // Connections gives /metrics the per-database and role breakdown.

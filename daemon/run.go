@@ -53,6 +53,7 @@ type service struct {
 	notify  *notifier
 	started *config.Config // the configuration the process started with
 	srv     *proxy.Server
+	ro      *readOnlyPort   // read_only_listen_port; nil when off
 	watch   *fileWatcher    // nil when file watching is unavailable
 	reloads chan chan error // the admin console's RELOAD requests
 	done    chan struct{}   // closed when the daemon stops taking requests
@@ -128,7 +129,11 @@ func (d *service) run(ctx context.Context) error {
 			}
 		}()
 	}
-	var unixSockets []string
+	if d.ro, err = startReadOnly(cfg, opts, activated, d.log); err != nil {
+		srv.Close()
+		return err
+	}
+	unixSockets := d.ro.unixPaths()
 	for _, l := range lns {
 		if l.unixPath != "" {
 			unixSockets = append(unixSockets, l.unixPath)
@@ -236,7 +241,15 @@ loop:
 		close(listenersClosed)
 	}()
 	stopRequests()
+	roStopped := make(chan struct{})
+	go func() {
+		defer close(roStopped)
+		rctx, rcancel := context.WithTimeout(context.Background(), d.cfg.ShutdownTimeout)
+		defer rcancel()
+		d.ro.stop(rctx, immediate || d.cfg.ShutdownTimeout <= 0)
+	}()
 	d.stop(immediate, sigs, wd, listenersClosed)
+	<-roStopped
 	stopBackground()
 	<-listenersClosed
 	d.log.Info("multigres stopped")
@@ -349,6 +362,8 @@ func (d *service) reload(trigger string) error {
 		if opts, tlsNext, err = d.proxyOptions(cfg); err == nil {
 			if err = d.srv.Update(opts); err != nil {
 				err = fmt.Errorf("the proxy rejected the configuration: %w", err)
+			} else {
+				err = d.ro.update(cfg, opts)
 			}
 		}
 		if err == nil {

@@ -61,6 +61,21 @@ type Breakdown interface {
 	Connections() (clients, servers []Group)
 }
 
+// Host is one server_host entry as the proxy's health checks see it.
+type Host struct {
+	Host    string // host:port or the socket path
+	Up      bool
+	Role    string // primary, standby, primary (read-only); "" while down or unchecked
+	Matches bool   // up and satisfying target_session_attrs
+}
+
+// HostReporter is implemented by a Source that knows its PostgreSQL hosts;
+// they are exported as multigres_server_host_up and
+// multigres_server_host_matches. Hosts are bounded by server_host.
+type HostReporter interface {
+	Hosts() []Host
+}
+
 const namespace = "multigres"
 
 // collector reads a Source at scrape time.
@@ -75,6 +90,7 @@ type collector struct {
 	tenantWaits, tenantRejections                                     *prometheus.Desc
 	bufferedBytes, budgetWaits, budgetRefusals                        *prometheus.Desc
 	reloads, reloadOK, configInfo, buildInfo                          *prometheus.Desc
+	hostUp, hostMatches                                               *prometheus.Desc
 }
 
 func newCollector(src Source) *collector {
@@ -109,6 +125,9 @@ func newCollector(src Source) *collector {
 		reloadOK:   d("config_last_reload_successful", "1 if the latest reload succeeded (or none failed since start), 0 if the file on disk is not in force."),
 		configInfo: d("config_info", "Always 1; the hash label identifies the configuration in force.", "hash"),
 		buildInfo:  d("build_info", "Always 1; labels describe the running build.", "version", "goversion"),
+		hostUp: d("server_host_up", "1 if the server_host entry answered its latest health check, else 0; role is primary, standby "+
+			"or primary (read-only), empty while down.", "host", "role"),
+		hostMatches: d("server_host_matches", "1 if the server_host entry is up and satisfies target_session_attrs, else 0.", "host"),
 	}
 }
 
@@ -119,7 +138,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.serverGroups, c.poolWait, c.queries, c.transactions, c.bytes, c.authFailures, c.refused,
 		c.serverErrors, c.serverUnclean, c.tlsHandshakes, c.tenantWaits, c.tenantRejections,
 		c.bufferedBytes, c.budgetWaits, c.budgetRefusals, c.reloads, c.reloadOK,
-		c.configInfo, c.buildInfo} {
+		c.configInfo, c.buildInfo, c.hostUp, c.hostMatches} {
 		ch <- d
 	}
 }
@@ -146,6 +165,18 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		clients, servers := b.Connections()
 		emitGroups(ch, c.clientGroups, clients)
 		emitGroups(ch, c.serverGroups, servers)
+	}
+	if hr, ok := c.src.(HostReporter); ok {
+		one := func(b bool) float64 {
+			if b {
+				return 1
+			}
+			return 0
+		}
+		for _, h := range hr.Hosts() {
+			emit(ch, c.hostUp, prometheus.GaugeValue, one(h.Up), h.Host, h.Role)
+			emit(ch, c.hostMatches, prometheus.GaugeValue, one(h.Matches), h.Host)
+		}
 	}
 
 	ch <- waitHistogram(c.poolWait, ct)

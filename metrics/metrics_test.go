@@ -51,6 +51,10 @@ type withBreakdown struct {
 
 func (w withBreakdown) Connections() (clients, servers []metrics.Group) { return w.clients, w.servers }
 
+func (w withBreakdown) Hosts() []metrics.Host {
+	return []metrics.Host{{Host: "127.0.0.1:5432", Up: true, Role: "primary", Matches: true}, {Host: "127.0.0.1:5433"}}
+}
+
 // families is one scrape, parsed.
 type families map[string]*dto.MetricFamily
 

@@ -117,6 +117,13 @@ type Config struct {
 	SoReusePort bool   // so_reuseport
 	PeerID      int    // peer_id: 0 = peering off
 	Peers       []Peer // peers, sorted by id
+	// High availability: several PostgreSQL hosts (issue 14).
+	TargetSessionAttrs         string        // target_session_attrs; "" = read-write with several hosts, any with one
+	LoadBalanceHosts           string        // load_balance_hosts: disable or random
+	ServerHealthCheckInterval  time.Duration // server_health_check_interval; 0 = off
+	ServerHealthCheckTimeout   time.Duration // server_health_check_timeout
+	ReadOnlyListenPort         int           // read_only_listen_port; 0 = off
+	ReadOnlyTargetSessionAttrs string        // read_only_target_session_attrs
 
 	// Path is the file the configuration was read from (absolute after Load).
 	Path string

@@ -127,7 +127,9 @@ func definitions() []keyDef {
 		keyDef{
 			name: "server_host", def: "127.0.0.1",
 			desc: "Host name or IP address of the PostgreSQL server. A value starting with / is the directory " +
-				"holding PostgreSQL's Unix socket, for example /var/run/postgresql.",
+				"holding PostgreSQL's Unix socket, for example /var/run/postgresql. A comma list (host, host:port, " +
+				"[v6addr]:port or a socket directory each; server_port is the default port) names a primary and " +
+				"its standbys: see target_session_attrs and docs/high-availability.md.",
 			accessor: bindString(parseServerHost, func(c *Config) *string { return &c.ServerHost }),
 		},
 		keyDef{
@@ -483,6 +485,45 @@ func definitions() []keyDef {
 			name: "pid_file", def: "", restart: true,
 			desc:     "File to write the process id to. Empty means none; systemd does not need one.",
 			accessor: bindPath(func(c *Config) *string { return &c.PIDFile }),
+		},
+		// High availability: several PostgreSQL hosts (issue 14).
+		keyDef{
+			name: "target_session_attrs", def: "",
+			desc: "Which server_host entries a server connection may use, with libpq's meanings, checked after login: " +
+				"read-write (transaction_read_only off), primary (not in recovery), standby (in recovery), " +
+				"prefer-standby (a standby, else any host), read-only (transaction_read_only on) or any. " +
+				"Empty means read-write when server_host lists several hosts and any when it lists one.",
+			accessor: bindString(parseTargetSessionAttrs, func(c *Config) *string { return &c.TargetSessionAttrs }),
+		},
+		keyDef{
+			name: "load_balance_hosts", def: "disable",
+			desc:     "disable tries the server_host entries in order; random shuffles them for every new server connection, as libpq 16 does.",
+			accessor: bindString(parseLoadBalanceHosts, func(c *Config) *string { return &c.LoadBalanceHosts }),
+		},
+		keyDef{
+			name: "server_health_check_interval", def: "2s",
+			desc: "How often each server_host entry is checked in the background (a login as server_user and " +
+				"pg_is_in_recovery()), so that a host going down or changing role is seen within this plus the " +
+				"timeout. New connections prefer hosts known to match; pooled ones to a host that no longer matches " +
+				"are closed. 0 turns the checks off.",
+			accessor: bindDuration(parseDuration, func(c *Config) *time.Duration { return &c.ServerHealthCheckInterval }),
+		},
+		keyDef{
+			name: "server_health_check_timeout", def: "2s",
+			desc:     "How long one background health check may take before its host counts as down; a value longer than the interval is cut to it.",
+			accessor: bindDuration(positiveDuration, func(c *Config) *time.Duration { return &c.ServerHealthCheckTimeout }),
+		},
+		keyDef{
+			name: "read_only_listen_port", def: "0", restart: true,
+			desc: "A second port, on the listen_addr addresses (and unix_socket_dir), that accepts the same clients " +
+				"with the same isolation but whose server connections use read_only_target_session_attrs: reads " +
+				"go to standbys. 0 turns it off. Writes there get PostgreSQL's read-only error when they land on a standby.",
+			accessor: bindInt(0, 65535, func(c *Config) *int { return &c.ReadOnlyListenPort }),
+		},
+		keyDef{
+			name: "read_only_target_session_attrs", def: "prefer-standby",
+			desc:     "target_session_attrs of the read-only port's server connections; prefer-standby falls back to the primary when no standby answers.",
+			accessor: bindString(parseTargetSessionAttrs, func(c *Config) *string { return &c.ReadOnlyTargetSessionAttrs }),
 		},
 	)
 

@@ -2,6 +2,7 @@ package config
 
 import (
 	"crypto/tls"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"slices"
@@ -88,7 +89,8 @@ func equalAny(a, b any) bool {
 func TestKeys(t *testing.T) {
 	restartKeys := []string{"listen_addr", "listen_port", "unix_socket_dir", "unix_socket_mode",
 		"user", "group", "allow_root", "metrics_addr", "pid_file",
-		"so_reuseport", "peer_id"} // many instances
+		"so_reuseport", "peer_id", // many instances
+		"read_only_listen_port"} // high availability
 	seen := map[string]bool{}
 	var restart []string
 	for _, k := range Keys() {
@@ -108,8 +110,8 @@ func TestKeys(t *testing.T) {
 	if !slices.Equal(restart, restartKeys) {
 		t.Errorf("restart keys = %v, want %v", restart, restartKeys)
 	}
-	if len(seen) != 61+3 { // +3: many instances
-		t.Errorf("%d keys, want %d", len(seen), 61+3)
+	if len(seen) != 61+3+6 { // +3: many instances, +6: high availability
+		t.Errorf("%d keys, want %d", len(seen), 61+3+6)
 	}
 }
 
@@ -223,6 +225,12 @@ func TestParseGood(t *testing.T) {
 			func(c *Config) (any, any) { return c.MetricsAddr, ":9187" }},
 		{"metrics ipv6", "metrics_addr = [::1]:9187",
 			func(c *Config) (any, any) { return c.MetricsAddr, "[::1]:9187" }},
+		{"host list", "server_host = 'db1, db2:5433, [::1]:5434, /run/pg'\ntarget_session_attrs = prefer-standby\n" +
+			"load_balance_hosts = random\nserver_health_check_interval = 1s\nread_only_listen_port = 6433",
+			func(c *Config) (any, any) {
+				return fmt.Sprint(c.ServerHost, c.TargetSessionAttrs, c.LoadBalanceHosts, c.ServerHealthCheckInterval, c.ReadOnlyListenPort),
+					fmt.Sprint("db1, db2:5433, [::1]:5434, /run/pg", "prefer-standby", "random", time.Second, 6433)
+			}},
 		{"relative path", "client_tls_ca_file = certs/../certs/ca.pem\npid_file = /run/multigres.pid",
 			func(c *Config) (any, any) {
 				return c.ClientTLSCAFile + " " + c.PIDFile, "/etc/multigres/certs/ca.pem /run/multigres.pid"
@@ -291,7 +299,12 @@ func TestParseBadValues(t *testing.T) {
 		{"unix_socket_mode", "01777", "outside 0777"},
 		{"unix_socket_mode", "", "invalid octal"},
 		{"server_host", "", "must be set"},
-		{"server_host", "db host", "neither"},
+		{"server_host", "db host", "contains ' '"},
+		{"server_host", "db1,,db2", "empty entry"},
+		{"server_host", "[::1:5432", "missing ]"},
+		{"server_host", "db1:99999", "between 1 and 65535"},
+		{"target_session_attrs", "master", "not one of"},
+		{"load_balance_hosts", "round-robin", "disable or random"},
 		{"server_port", "-1", "out of range"},
 		{"server_user", "", "must not be empty"},
 		{"server_user", "a b", "single name"},

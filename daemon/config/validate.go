@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/multigres/proxy/wire/proxy"
+
 	"crypto/tls"
 	"fmt"
 	"slices"
@@ -21,6 +23,17 @@ func (p *parser) crossCheck(c *Config) {
 	p.checkClientTLS(c)
 	p.checkServerTLS(c)
 	p.checkPeers(c) // many instances
+	p.checkHA(c)
+}
+
+// checkHA checks the high-availability keys against each other.
+func (p *parser) checkHA(c *Config) {
+	if _, err := proxy.ParseServerHosts(c.ServerHost, c.ServerPort); err != nil {
+		p.conflict("server_host", err.Error(), "server_port")
+	}
+	if c.ReadOnlyListenPort != 0 && c.ReadOnlyListenPort == c.ListenPort {
+		p.conflict("read_only_listen_port", fmt.Sprintf("%d is also listen_port", c.ReadOnlyListenPort), "listen_port")
+	}
 }
 
 // checkRoles keeps the proxy's own roles, the tenant roles and the bypass

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/multigres/proxy/wire/proxy"
+
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -335,15 +337,27 @@ func parseListenAddrs(s string) ([]string, error) {
 	return items, nil
 }
 
-// parseServerHost accepts a host or, like libpq, a Unix socket directory.
+// parseServerHost accepts a comma list of hosts as proxy.ParseServerHosts
+// reads it; the port used here only fills entries without one, and
+// crossCheck repeats the parse with the real server_port.
 func parseServerHost(s string) (string, error) {
-	if strings.HasPrefix(s, "/") {
-		return s, nil
+	if _, err := proxy.ParseServerHosts(s, 5432); err != nil {
+		return "", err
 	}
+	return s, nil
+}
+
+// parseTargetSessionAttrs accepts libpq's target_session_attrs values.
+func parseTargetSessionAttrs(s string) (string, error) {
 	if s == "" {
-		return "", errors.New("must be set to a host name, IP address or socket directory")
+		return "", nil
 	}
-	return checkHost(s)
+	return s, proxy.CheckTargetSessionAttrs(s)
+}
+
+// parseLoadBalanceHosts accepts disable or random.
+func parseLoadBalanceHosts(s string) (string, error) {
+	return s, proxy.CheckLoadBalanceHosts(s)
 }
 
 func parseHostPort(s string) (string, error) {

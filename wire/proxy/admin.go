@@ -158,7 +158,9 @@ func (s *session) adminCommand(ctx context.Context, sql string) {
 	case cmd == "SHOW CLIENTS":
 		s.table([]string{"id", "user", "database", "role", "tenant", "addr", "connect_time", "state"}, s.srv.clientRows())
 	case cmd == "SHOW SERVERS":
-		s.table([]string{"database", "pid", "state", "context_role", "connect_time", "idle_seconds"}, s.srv.serverRows())
+		s.table([]string{"database", "pid", "state", "context_role", "connect_time", "idle_seconds", "host", "server_role"}, s.srv.serverRows())
+	case cmd == "SHOW HOSTS":
+		s.table([]string{"host", "state", "role", "matches", "since", "last_error"}, s.srv.hostRows())
 	case cmd == "SHOW STATS":
 		s.table([]string{"name", "value"}, s.srv.statRows())
 	case cmd == "SHOW VERSION":
@@ -172,7 +174,7 @@ func (s *session) adminCommand(ctx context.Context, sql string) {
 		}
 		s.table([]string{"key", "value"}, rows)
 	case cmd == "SHOW HELP" || cmd == "HELP":
-		s.table([]string{"command"}, [][]string{{"SHOW POOLS|CLIENTS|SERVERS|STATS|CONFIG|VERSION"}, {"RELOAD"}, {"PAUSE"}, {"RESUME"}, {"KILL_CLIENT <id>"}})
+		s.table([]string{"command"}, [][]string{{"SHOW POOLS|CLIENTS|SERVERS|HOSTS|STATS|CONFIG|VERSION"}, {"RELOAD"}, {"PAUSE"}, {"RESUME"}, {"KILL_CLIENT <id>"}})
 	case cmd == "RELOAD":
 		a := s.gen.opts.Admin
 		if a == nil {
@@ -287,12 +289,33 @@ func (s *Server) serverRows() [][]string {
 				role, _, _ = strings.Cut(sc.ctxKey, "\x00")
 			}
 			rows = append(rows, []string{p.db, strconv.FormatUint(uint64(sc.pid), 10), "idle", role,
-				sc.created.UTC().Format(time.RFC3339), strconv.Itoa(int(time.Since(sc.lastUsed).Seconds()))})
+				sc.created.UTC().Format(time.RFC3339), strconv.Itoa(int(time.Since(sc.lastUsed).Seconds())),
+				sc.host.String(), roleName(sc.role)})
 		}
 		if n := p.active; n > 0 {
-			rows = append(rows, []string{p.db, "", fmt.Sprintf("active (%d)", n), "", "", ""})
+			rows = append(rows, []string{p.db, "", fmt.Sprintf("active (%d)", n), "", "", "", "", ""})
 		}
 		p.mu.Unlock()
+	}
+	return rows
+}
+
+// hostRows is SHOW HOSTS: each server_host entry as the health checker
+// last saw it.
+func (s *Server) hostRows() [][]string {
+	var rows [][]string
+	for _, h := range s.Hosts() {
+		state, since := "unknown", ""
+		switch {
+		case h.Checked && h.Up:
+			state = "up"
+		case h.Checked:
+			state = "down"
+		}
+		if !h.Since.IsZero() {
+			since = h.Since.UTC().Format(time.RFC3339)
+		}
+		rows = append(rows, []string{h.Host, state, h.Role, strconv.FormatBool(h.Matches), since, h.LastErr})
 	}
 	return rows
 }

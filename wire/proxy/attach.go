@@ -260,7 +260,7 @@ func (s *session) end() {
 	s.log.Info("closing the server connection instead of pooling it", "why", why)
 	if sc.st.busy() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := s.gen.dial.cancel(ctx, sc.pid, sc.secret); err != nil {
+		if err := s.gen.dial.cancel(ctx, sc.host, sc.pid, sc.secret); err != nil {
 			s.log.Warn("cancelling abandoned work failed", "err", err)
 		}
 		cancel()

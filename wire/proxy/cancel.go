@@ -15,7 +15,7 @@ func (s *session) cancelQuery(ctx context.Context) {
 	}
 	s.cancelling++
 	s.mu.Unlock()
-	err := s.gen.dial.cancel(ctx, sc.pid, sc.secret)
+	err := s.gen.dial.cancel(ctx, sc.host, sc.pid, sc.secret)
 	s.mu.Lock()
 	s.cancelling--
 	s.cond.Broadcast()

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -19,8 +18,10 @@ import (
 
 // dialer opens authenticated connections to the PostgreSQL behind the proxy.
 type dialer struct {
-	host        string
-	port        int
+	hosts       []HostAddr     // server_host, tried in order (or shuffled)
+	attrs       string         // target_session_attrs in effect
+	loadBalance bool           // load_balance_hosts = random
+	health      *healthChecker // nil when health checks are off
 	timeout     time.Duration
 	sslmode     string // libpq sslmode for the server leg
 	sslrootcert string // CA for verify-ca / verify-full
@@ -75,13 +76,13 @@ func quoteDSN(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }
 
-func (d *dialer) config(user, password, db string, params map[string]string) (*pgconn.Config, error) {
+func (d *dialer) config(h HostAddr, user, password, db string, params map[string]string) (*pgconn.Config, error) {
 	mode := d.sslmode
 	if mode == "" {
 		mode = "prefer"
 	}
 	dsn := fmt.Sprintf("host=%s port=%d user=%s password=%s dbname=%s sslmode=%s",
-		quoteDSN(d.host), d.port, quoteDSN(user), quoteDSN(password), quoteDSN(db), mode)
+		quoteDSN(h.Host), h.Port, quoteDSN(user), quoteDSN(password), quoteDSN(db), mode)
 	for k, v := range map[string]string{"sslrootcert": d.sslrootcert, "sslcert": d.sslcert, "sslkey": d.sslkey} {
 		if v != "" {
 			dsn += " " + k + "=" + quoteDSN(v)
@@ -101,13 +102,98 @@ func (d *dialer) config(user, password, db string, params map[string]string) (*p
 	return cfg, nil
 }
 
-// connect logs in and returns a pgconn for request/response work (lookups).
+// connect logs in and returns a pgconn for request/response work (lookups),
+// on a host that satisfies target_session_attrs.
 func (d *dialer) connect(ctx context.Context, user, password, db string, params map[string]string) (*pgconn.PgConn, error) {
-	cfg, err := d.config(user, password, db, params)
+	pc, _, _, err := d.connectMatching(ctx, user, password, db, params, d.attrs != AttrsAny)
+	return pc, err
+}
+
+// connectHost logs in to one host.
+func (d *dialer) connectHost(ctx context.Context, h HostAddr, user, password, db string, params map[string]string) (*pgconn.PgConn, error) {
+	cfg, err := d.config(h, user, password, db, params)
 	if err != nil {
 		return nil, err
 	}
 	return pgconn.ConnectConfig(ctx, cfg)
+}
+
+// connectMatching tries the hosts in d.order() and returns the first login
+// whose role satisfies target_session_attrs, as libpq does; with probe
+// false (target_session_attrs = any) the first login wins and its role is
+// not asked. For prefer-standby the first other host that answered is the
+// fallback when no standby does.
+func (d *dialer) connectMatching(ctx context.Context, user, password, db string, params map[string]string, probe bool) (*pgconn.PgConn, HostAddr, serverRole, error) {
+	var (
+		errs     []error
+		fallback *pgconn.PgConn
+		fbHost   HostAddr
+		fbRole   serverRole
+	)
+	for _, h := range d.order() {
+		pc, err := d.connectHost(ctx, h, user, password, db, params)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", h, err))
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		if !probe {
+			return pc, h, serverRole{}, nil
+		}
+		role, err := probeRole(ctx, pc)
+		if err != nil {
+			pc.Close(ctx)
+			errs = append(errs, fmt.Errorf("%s: %w", h, err))
+			continue
+		}
+		d.health.observe(h, role)
+		if roleMatches(d.attrs, role) {
+			if fallback != nil {
+				fallback.Close(ctx)
+			}
+			return pc, h, role, nil
+		}
+		if d.attrs == AttrsPreferStandby && fallback == nil {
+			fallback, fbHost, fbRole = pc, h, role
+			continue
+		}
+		pc.Close(ctx)
+		errs = append(errs, fmt.Errorf("%s is a %s, not %s", h, roleName(role), d.attrs))
+	}
+	if fallback != nil {
+		return fallback, fbHost, fbRole, nil
+	}
+	return nil, HostAddr{}, serverRole{}, fmt.Errorf("no host in server_host satisfies target_session_attrs=%s: %w", d.attrs, errors.Join(errs...))
+}
+
+// acceptable reports whether a connection to a server of role r may keep
+// serving: it matches, or it is prefer-standby's fallback.
+func (d *dialer) acceptable(r serverRole) bool {
+	return d.attrs == AttrsPreferStandby || roleMatches(d.attrs, r)
+}
+
+// legHost picks the host for a relayed (superuser_bypass) login, which
+// the proxy cannot probe itself once the client authenticates: the first
+// in d.order() when the health checker knows it matches (or nothing needs
+// matching); otherwise a login as server_user asks the hosts in turn, as
+// for a pooled connection. If that fails too, the first host is tried and
+// the client gets that host's answer.
+func (d *dialer) legHost(ctx context.Context, user, password, db string) HostAddr {
+	hosts := d.order()
+	if d.attrs == AttrsAny {
+		return hosts[0]
+	}
+	if st, ok := d.health.state(hosts[0]); ok && st.checked && st.up && roleMatches(d.attrs, st.role) {
+		return hosts[0]
+	}
+	pc, h, _, err := d.connectMatching(ctx, user, password, db, map[string]string{"application_name": "multigres route"}, true)
+	if err != nil {
+		return hosts[0]
+	}
+	_ = pc.Close(ctx)
+	return h
 }
 
 // serverConn is a logged-in server connection the proxy relays on. Its reader
@@ -122,6 +208,7 @@ type serverConn struct {
 	params  map[string]string
 	db      string
 	created time.Time
+	host    HostAddr   // the server_host entry it was opened to
 	role    serverRole // what the server said it is right after login
 
 	// st is the connection's protocol state: what it owes, holds and
@@ -137,7 +224,7 @@ type serverConn struct {
 
 // open dials a server connection and takes over its socket from pgconn.
 func (d *dialer) open(ctx context.Context, user, password, db string, params map[string]string) (*serverConn, error) {
-	pc, err := d.connect(ctx, user, password, db, params)
+	pc, host, role, err := d.connectMatching(ctx, user, password, db, params, true)
 	if err != nil {
 		return nil, err
 	}
@@ -152,11 +239,6 @@ func (d *dialer) open(ctx context.Context, user, password, db string, params map
 		pc.Close(ctx)
 		return nil, err
 	}
-	role, err := probeRole(ctx, pc)
-	if err != nil {
-		pc.Close(ctx)
-		return nil, err
-	}
 	hc, err := pc.Hijack()
 	if err != nil {
 		pc.Close(ctx)
@@ -164,6 +246,7 @@ func (d *dialer) open(ctx context.Context, user, password, db string, params map
 	}
 	return &serverConn{
 		role:     role,
+		host:     host,
 		conn:     hc.Conn,
 		r:        newMsgReader(hc.Conn),
 		w:        bufio.NewWriterSize(hc.Conn, bufferSize),
@@ -298,14 +381,11 @@ func (s *serverConn) check(query string, timeout time.Duration) error {
 // cancel sends a CancelRequest for the backend's running query and waits for
 // the postmaster to close the connection: by then the signal has been sent,
 // so the backend cannot pick it up later while serving another client.
-func (d *dialer) cancel(ctx context.Context, pid uint32, secret []byte) error {
+func (d *dialer) cancel(ctx context.Context, h HostAddr, pid uint32, secret []byte) error {
 	ctx, stop := context.WithTimeout(ctx, 10*time.Second)
 	defer stop()
 	var nd net.Dialer
-	network, addr := "tcp", net.JoinHostPort(d.host, strconv.Itoa(d.port))
-	if strings.HasPrefix(d.host, "/") {
-		network, addr = "unix", fmt.Sprintf("%s/.s.PGSQL.%d", d.host, d.port)
-	}
+	network, addr := h.dialAddr()
 	c, err := nd.DialContext(ctx, network, addr)
 	if err != nil {
 		return fmt.Errorf("dialing the server to cancel a query: %w", err)

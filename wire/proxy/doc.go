@@ -32,6 +32,8 @@
 //	(per pool)         notifications to sessions (notify.go)
 //	notification       writing queued notifications to one client       a notification
 //	delivery           while its stream is at a message boundary
+//	health (per host)  logging in to one server_host entry every          Update (healthChecker;
+//	                   interval and recording up/down and role           stopped by Update, Close)
 //
 // Tracked settings and LISTENs (settings.go) are followed by the reader:
 // it applies each request's statement effects as the replies arrive and,
@@ -50,7 +52,8 @@
 // session.mu guards the attachment (att, sc, unflushed, cancelling,
 // relayDone); setAttach is its only transition function (attach.go lists
 // the legal moves). backend.mu guards a connection's model. Lock order:
-// Server.mu, then session.mu, then backend.mu, then pool.mu. No lock is
+// Server.mu, then session.mu, then backend.mu, then pool.mu, then
+// healthChecker.mu (the pool asks a host's state under its lock). No lock is
 // held during network I/O; observers (SHOW CLIENTS, /metrics) read atomics
 // (session.phase, backend.outstanding) and take no session lock.
 //

@@ -20,6 +20,9 @@ const idleCheckAfter = 5 * time.Millisecond
 // errPoolClosed is returned to waiters when the proxy shuts down.
 var errPoolClosed = errors.New("server connection pool is closed")
 
+// errHostStale marks an idle connection whose host no longer suits it.
+var errHostStale = errors.New("pooled server connection's host no longer matches target_session_attrs")
+
 // poolLimits are the sizing and timing knobs of one pool; a reload may change
 // them while the pool serves.
 type poolLimits struct {
@@ -45,6 +48,10 @@ type pool struct {
 	db   string
 	open func(ctx context.Context) (*serverConn, error)
 	log  *slog.Logger
+	// stale, set before the pool is shared, says why a connection's host
+	// may no longer serve it (down, or of a role target_session_attrs
+	// refuses), or "".
+	stale func(*serverConn) string
 
 	mu       sync.Mutex
 	limits   poolLimits
@@ -183,6 +190,11 @@ var errDeadIdle = errors.New("the connection was closed by the server, or it sen
 // server_check_delay also runs server_check_query, which finds a backend
 // that is alive at the TCP level but does not answer.
 func (p *pool) vet(sc *serverConn, lim poolLimits) error {
+	if p.stale != nil {
+		if why := p.stale(sc); why != "" {
+			return fmt.Errorf("%w: %s", errHostStale, why)
+		}
+	}
 	idle := time.Since(sc.lastUsed)
 	if idle >= idleCheckAfter && !sc.idleAlive() {
 		return errDeadIdle
@@ -296,6 +308,13 @@ func (p *pool) maintain() {
 				p.deadIdle++
 				stale = append(stale, sc)
 				continue
+			}
+			if p.stale != nil {
+				if why := p.stale(sc); why != "" {
+					p.log.Info("closing a pooled server connection", "pid", sc.pid, "why", why)
+					stale = append(stale, sc)
+					continue
+				}
 			}
 			idleFor := time.Since(sc.lastUsed)
 			tooOld := p.limits.lifetime > 0 && time.Since(sc.created) > p.limits.lifetime

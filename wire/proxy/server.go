@@ -88,6 +88,16 @@ type Options struct {
 	// ""), CertUserMapUsername or CertUserMapRole. Anything else refuses
 	// every login.
 	ClientCertUserMap string
+	// High availability (server_host lists). TargetSessionAttrs is libpq's
+	// target_session_attrs ("" = read-write with several hosts, any with
+	// one); LoadBalanceHosts is "disable" (or "") or "random".
+	// HealthCheckInterval > 0 checks every host in the background that
+	// often, each check bounded by HealthCheckTimeout.
+	TargetSessionAttrs  string
+	LoadBalanceHosts    string
+	HealthCheckInterval time.Duration
+	HealthCheckTimeout  time.Duration
+
 	// BypassVerifiers maps superuser_bypass users to their SCRAM verifier
 	// (pg_authid.rolpassword). With one, the proxy authenticates that user
 	// itself and logs in with the recovered key, so channel binding works on
@@ -145,6 +155,7 @@ type Server struct {
 	sessions  map[*session]struct{}
 	cancels   map[cancelKey]*session
 	pools     map[string]*pool
+	health    *healthChecker // the current generation's; stopped on Update and Close
 	closed    bool
 	resume    chan struct{} // non-nil while paused
 	nextID    uint64
@@ -216,13 +227,50 @@ func (s *Server) Update(opts Options) error {
 	if opts.TCPKeepCnt < 0 || opts.MaxBufferedMessageBytes < 0 {
 		return fmt.Errorf("tcp_keepcnt %d or max_buffered_message_bytes %d is negative", opts.TCPKeepCnt, opts.MaxBufferedMessageBytes)
 	}
+	hosts, err := ParseServerHosts(opts.ServerHost, opts.ServerPort)
+	if err != nil {
+		return fmt.Errorf("server_host: %w", err)
+	}
+	if opts.TargetSessionAttrs != "" {
+		if err := CheckTargetSessionAttrs(opts.TargetSessionAttrs); err != nil {
+			return err
+		}
+	}
+	if err := CheckLoadBalanceHosts(opts.LoadBalanceHosts); err != nil {
+		return err
+	}
+	if opts.HealthCheckInterval < 0 || opts.HealthCheckTimeout < 0 {
+		return fmt.Errorf("server_health_check_interval %s or server_health_check_timeout %s is negative", opts.HealthCheckInterval, opts.HealthCheckTimeout)
+	}
 	g := &generation{opts: opts, guard: sqlguard.New(opts.ContextVariables), dial: &dialer{
-		host: opts.ServerHost, port: opts.ServerPort, timeout: opts.ServerConnectTimeout,
+		hosts: hosts, attrs: effectiveAttrs(opts.TargetSessionAttrs, len(hosts)), loadBalance: opts.LoadBalanceHosts == "random",
+		timeout: opts.ServerConnectTimeout,
 		sslmode: opts.ServerTLSMode, sslrootcert: opts.ServerTLSCAFile, sslcert: opts.ServerTLSCertFile, sslkey: opts.ServerTLSKeyFile,
 		keepalive: keepaliveConfig(opts),
 	}}
+	hcKey := healthKey(opts)
+	s.mu.Lock()
+	hc := s.health
+	var oldHC *healthChecker
+	if hc == nil || hc.key != hcKey {
+		oldHC, hc = hc, nil
+		if opts.HealthCheckInterval > 0 && !s.closed {
+			db := opts.AuthDBName
+			if db == "" {
+				db = "postgres"
+			}
+			hc = newHealthChecker(g.dial, opts.ServerUser, opts.ServerPassword, db, opts.HealthCheckInterval, opts.HealthCheckTimeout, s.log.With("component", "health"))
+			hc.key = hcKey
+			hc.start(s.ctx)
+		}
+		s.health = hc
+	}
+	g.dial.health = hc
+	s.mu.Unlock()
 	s.budget.setLimit(opts.MaxBufferedMessageBytes)
+	oldHC.stop()
 	old := s.gen.Swap(g)
+	healthChanged := oldHC != nil || old != nil && healthKey(old.opts) != hcKey
 	oldCreds := s.creds.Swap(newCredentials(g.dial, opts.AuthUser, opts.AuthPassword, opts.AuthDBName, opts.AuthCacheTTL, opts.ServerConnectTimeout))
 	if oldCreds != nil {
 		oldCreds.Close()
@@ -232,7 +280,8 @@ func (s *Server) Update(opts Options) error {
 	if old != nil && (old.opts.ServerHost != opts.ServerHost || old.opts.ServerPort != opts.ServerPort ||
 		old.opts.ServerUser != opts.ServerUser || old.opts.ServerPassword != opts.ServerPassword ||
 		old.opts.ServerTLSMode != opts.ServerTLSMode || old.opts.ServerTLSCAFile != opts.ServerTLSCAFile ||
-		old.opts.ServerTLSCertFile != opts.ServerTLSCertFile || old.opts.ServerTLSKeyFile != opts.ServerTLSKeyFile) {
+		old.opts.ServerTLSCertFile != opts.ServerTLSCertFile || old.opts.ServerTLSKeyFile != opts.ServerTLSKeyFile ||
+		old.opts.TargetSessionAttrs != opts.TargetSessionAttrs || healthChanged) {
 		// A different server or login: new pools; the old ones drain as
 		// their sessions release connections.
 		for db, p := range s.pools {
@@ -244,6 +293,14 @@ func (s *Server) Update(opts Options) error {
 		p.setLimits(limitsOf(opts))
 	}
 	return nil
+}
+
+// healthKey names what a health checker depends on: a reload that keeps
+// it keeps the checker (and its knowledge), one that changes it starts a
+// new checker and new pools bound to it.
+func healthKey(o Options) string {
+	return fmt.Sprintf("%q %d %q %q %q %q %q %q %q %s %s", o.ServerHost, o.ServerPort, o.ServerUser, o.ServerPassword,
+		o.ServerTLSMode, o.ServerTLSCAFile, o.ServerTLSCertFile, o.ServerTLSKeyFile, o.AuthDBName, o.HealthCheckInterval, o.HealthCheckTimeout)
 }
 
 func limitsOf(o Options) poolLimits {
@@ -268,6 +325,7 @@ func (s *Server) poolFor(g *generation, db string) *pool {
 			"standard_conforming_strings": "on", "client_encoding": "UTF8"})
 	}
 	p := newPool(db, limitsOf(o), open, s.log.With("pool", db))
+	p.stale = g.dial.hostStale
 	s.pools[db] = p
 	return p
 }
@@ -485,6 +543,11 @@ func (s *Server) Close() error {
 	bye.Wait()
 	s.wg.Wait()
 	s.closePools()
+	s.mu.Lock()
+	hc := s.health
+	s.health = nil
+	s.mu.Unlock()
+	hc.stop()
 	return nil
 }
 

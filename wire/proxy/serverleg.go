@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -30,7 +28,8 @@ type serverLeg struct {
 // never do. Unix sockets never use TLS.
 func (s *session) dialServer(ctx context.Context, user, db string) (*serverLeg, error) {
 	g := s.gen
-	cfg, err := g.dial.config(user, "", db, nil)
+	h := g.dial.legHost(ctx, g.opts.ServerUser, g.opts.ServerPassword, db)
+	cfg, err := g.dial.config(h, user, "", db, nil)
 	if err != nil {
 		s.log.Error("bypass: building the server connection settings", "err", err)
 		return nil, fatalf(codeConnectionFailure, "multigres: cannot connect to the database server")
@@ -41,10 +40,10 @@ func (s *session) dialServer(ctx context.Context, user, db string) (*serverLeg, 
 	}
 	dctx, cancel := context.WithTimeout(ctx, g.opts.ServerConnectTimeout)
 	defer cancel()
-	leg, err := s.dialLeg(dctx, cfg.TLSConfig)
+	leg, err := s.dialLeg(dctx, h, cfg.TLSConfig)
 	if err != nil && cfg.TLSConfig != nil && plainFallback && dctx.Err() == nil {
 		s.log.Info("bypass: TLS to the server failed; server_tls_sslmode = prefer falls back to plaintext", "err", err)
-		leg, err = s.dialLeg(dctx, nil)
+		leg, err = s.dialLeg(dctx, h, nil)
 	}
 	if err != nil {
 		s.log.Warn("bypass: cannot reach the server", "err", err)
@@ -65,12 +64,9 @@ func (s *session) dialServer(ctx context.Context, user, db string) (*serverLeg, 
 var errTLSDeclined = errors.New("the database server does not accept TLS")
 
 // dialLeg opens one connection, with TLS when tcfg is set.
-func (s *session) dialLeg(ctx context.Context, tcfg *tls.Config) (*serverLeg, error) {
+func (s *session) dialLeg(ctx context.Context, h HostAddr, tcfg *tls.Config) (*serverLeg, error) {
 	g := s.gen
-	network, addr := "tcp", net.JoinHostPort(g.dial.host, strconv.Itoa(g.dial.port))
-	if strings.HasPrefix(g.dial.host, "/") {
-		network, addr = "unix", fmt.Sprintf("%s/.s.PGSQL.%d", g.dial.host, g.dial.port)
-	}
+	network, addr := h.dialAddr()
 	raw, err := g.dial.netDialer().DialContext(ctx, network, addr) // with tcp_keepalive's settings
 	if err != nil {
 		return nil, fmt.Errorf("dialing %s: %w", addr, err)
