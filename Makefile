@@ -90,3 +90,24 @@ ci: test ## what CI runs
 
 clean: ## remove build outputs
 	rm -rf bin $(BUILD) $(DIST)
+
+# --- postgresql-15-multigres: the C seal carrier (pgext/) as its own package ---
+PG_CONFIG   ?= /usr/lib/postgresql/15/bin/pg_config
+PGEXT_STAGE := $(BUILD)/pgext
+NFPM_PGEXT   = VERSION='$(VERSION)' GOARCH='$(GOARCH)' $(GO) tool nfpm package -f $(BUILD)/nfpm-pgext.yaml
+.PHONY: package-pgext test-package-pgext
+
+package-pgext: ## build postgresql-15-multigres (.deb and .rpm) into dist/ and check their file lists
+	@test -n '$(VERSION)' || { echo 'no VERSION' >&2; exit 1; }
+	$(MAKE) -C pgext PG_CONFIG='$(PG_CONFIG)' with_llvm=no
+	mkdir -p $(PGEXT_STAGE) $(DIST)
+	cp pgext/multigres.so pgext/multigres.control pgext/multigres--1.0.sql $(PGEXT_STAGE)/
+	sed -e 's|@PGEXT_STAGE@|$(PGEXT_STAGE)|' -e "s|@PG_PKGLIBDIR@|$$('$(PG_CONFIG)' --pkglibdir)|" \
+	    -e "s|@PG_SHAREDIR@|$$('$(PG_CONFIG)' --sharedir)|" packaging/nfpm-pgext.yaml > $(BUILD)/nfpm-pgext.yaml
+	$(NFPM_PGEXT) -p deb -t $(DIST)/
+	$(NFPM_PGEXT) -p rpm -t $(DIST)/
+	packaging/check-pgext.sh $(DIST) '$(PG_CONFIG)'
+
+test-package-pgext: package-pgext ## the extension package's contents (make test-package reaches it)
+
+test-package: test-package-pgext

@@ -113,6 +113,7 @@ func (a *auditRun) run(ctx context.Context) error {
 		fn   func(context.Context) error
 	}{
 		{"multigres objects", a.objects},
+		{"seal carrier", a.sealCarrier},
 		{"roles", a.roles},
 		{"tables", a.tables},
 		{"policies", a.policies},
@@ -244,6 +245,8 @@ func (a *auditRun) objects(ctx context.Context) error {
 		{"multigres.seal_cache_a", "SEQUENCE", "SELECT,USAGE,UPDATE", "", "to_regclass", rel("has_sequence_privilege")},
 		{"multigres.seal_cache_b", "SEQUENCE", "SELECT,USAGE,UPDATE", "", "to_regclass", rel("has_sequence_privilege")},
 		{"multigres.seal_key()", "FUNCTION", "EXECUTE", a.opts.AuthUser, "to_regprocedure", fun},
+		// The extension's nonce setter: whoever may call it may move the nonce.
+		{"multigres.set_nonce(bigint)", "FUNCTION", "EXECUTE", a.opts.ServerUser, "to_regprocedure", fun},
 		{"multigres.lookup_verifier(name)", "FUNCTION", "EXECUTE", a.opts.AuthUser, "to_regprocedure", fun},
 	}
 	for _, s := range sensitive {
@@ -264,6 +267,49 @@ func (a *auditRun) objects(ctx context.Context) error {
 			a.add(KindPrivilege, s.object, "role %s has %s on it; only %s should: REVOKE ALL ON %s %s FROM %s",
 				r[0], s.priv, orOwner(s.allowed), s.kind, s.object, quoteIdent(r[0]))
 		}
+	}
+	return nil
+}
+
+// sealCarrierSQL reads whether the extension is installed and which
+// accessor multigres.context() is ("c" for the extension's).
+const sealCarrierSQL = `SELECT (SELECT e.extversion FROM pg_catalog.pg_extension AS e WHERE e.extname = 'multigres'),
+	(SELECT l.lanname::text FROM pg_catalog.pg_proc AS p JOIN pg_catalog.pg_language AS l ON l.oid = p.prolang
+	 WHERE p.oid = pg_catalog.to_regprocedure('multigres.context(text)'))`
+
+// SealCarrier says which seal carrier the database conn is connected to
+// uses, as `multigres audit` prints it.
+func SealCarrier(ctx context.Context, conn *pgx.Conn) (string, error) {
+	var ext, lang *string
+	if err := conn.QueryRow(ctx, sealCarrierSQL).Scan(&ext, &lang); err != nil {
+		return "", fmt.Errorf("dbsetup: reading the seal carrier: %w", err)
+	}
+	switch {
+	case lang == nil:
+		return "none (multigres.context() is missing; run multigres setup)", nil
+	case ext != nil && *lang == "c":
+		return "C extension multigres " + *ext + " (works on hot standbys)", nil
+	case ext == nil && *lang != "c":
+		return "SQL (setval on multigres.seal_nonce; refused on hot standbys; install postgresql-15-multigres and re-run setup for the extension)", nil
+	default:
+		return "inconsistent (re-run multigres setup)", nil
+	}
+}
+
+// sealCarrier finds an extension and an accessor that do not belong
+// together: the proxy picks how it stores the nonce from whether the
+// extension is installed, so either mismatch makes every seal fail.
+func (a *auditRun) sealCarrier(ctx context.Context) error {
+	var ext, lang *string
+	if err := a.q.QueryRow(ctx, sealCarrierSQL).Scan(&ext, &lang); err != nil {
+		return err
+	}
+	switch {
+	case lang == nil:
+	case ext != nil && *lang != "c":
+		a.add(KindSetupMissing, "multigres.context(text)", "the extension multigres is installed but multigres.context() is the SQL accessor; the proxy stores nonces with multigres.set_nonce(), so no seal verifies: re-run multigres setup")
+	case ext == nil && *lang == "c":
+		a.add(KindSetupMissing, "multigres.context(text)", "multigres.context() is the C accessor but the extension multigres is not installed; the proxy stores nonces with setval(), which it cannot see, so no seal verifies: re-run multigres setup")
 	}
 	return nil
 }

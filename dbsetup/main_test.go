@@ -21,11 +21,36 @@ import (
 	"github.com/multigres/proxy/dbsetup"
 	"github.com/multigres/proxy/internal/pgcluster"
 	"github.com/multigres/proxy/internal/pgcluster/pgclustertest"
+	"github.com/multigres/proxy/pgext/pgextinstall"
 )
 
 var cluster *pgcluster.Cluster
 
-func TestMain(m *testing.M) { os.Exit(pgclustertest.RunMain(m, &cluster)) }
+// pgextErr is why the multigres extension could not be installed (nil: it is).
+var pgextErr error
+
+func TestMain(m *testing.M) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	pgextErr = pgextinstall.Install(ctx, "")
+	cancel()
+	os.Exit(pgclustertest.RunMain(m, &cluster))
+}
+
+// impls are the seal carriers every seal test runs against.
+var impls = []string{dbsetup.SealSQL, dbsetup.SealExtension}
+
+// needImpl skips a test of the C carrier only when the machine cannot build
+// it; any other install failure fails the test.
+func needImpl(t testing.TB, impl string) {
+	t.Helper()
+	if impl != dbsetup.SealExtension || pgextErr == nil {
+		return
+	}
+	if errors.Is(pgextErr, pgextinstall.ErrNoPGXS) {
+		t.Skipf("skipping the C seal carrier: %v", pgextErr)
+	}
+	t.Fatalf("installing the multigres extension: %v", pgextErr)
+}
 
 // sealMAC is the Go reference for the MAC multigres.context() verifies
 // (docs/design.md, "The context seal"); wire/seal must agree with it.
@@ -68,8 +93,12 @@ const (
 	userVar   = "app.current_user_id"
 )
 
-func newEnv(t testing.TB) *env {
+func newEnv(t testing.TB) *env { return newEnvImpl(t, dbsetup.SealSQL) }
+
+// newEnvImpl is newEnv whose setup installs the given seal carrier.
+func newEnvImpl(t testing.TB, impl string) *env {
 	t.Helper()
+	needImpl(t, impl)
 	c := pgclustertest.Need(t, cluster)
 	ctx := ctxFor(t)
 	sfx := randSuffix(t)
@@ -82,6 +111,7 @@ func newEnv(t testing.TB) *env {
 		TenantRoles:      []string{"app_" + sfx, "other_" + sfx},
 		ContextVariables: []string{tenantVar, userVar},
 		Harden:           true,
+		Seal:             impl,
 	}
 	root := connect(t, c.SuperDSN("postgres"))
 	if _, err := root.Exec(ctx, "CREATE DATABASE "+e.db); err != nil {
@@ -201,8 +231,8 @@ func (e *env) assign(conn *pgx.Conn, key []byte, s seal) {
 	}
 	nonce := randNonce(e.t)
 	if !s.noSetval {
-		if _, err := conn.Exec(e.ctx, "SELECT pg_catalog.setval('multigres.seal_nonce', $1, true)", nonce); err != nil {
-			e.t.Fatalf("setval: %v", err)
+		if _, err := conn.Exec(e.ctx, e.setNonceSQL(), nonce); err != nil {
+			e.t.Fatalf("storing the nonce: %v", err)
 		}
 	}
 	if s.macNonce == 0 {
@@ -244,6 +274,14 @@ func (e *env) assign(conn *pgx.Conn, key []byte, s seal) {
 			e.t.Fatalf("%s: %v", st, err)
 		}
 	}
+}
+
+// setNonceSQL stores the nonce $1 the way the proxy does for e's carrier.
+func (e *env) setNonceSQL() string {
+	if e.opts.Seal == dbsetup.SealExtension {
+		return "SELECT multigres.set_nonce($1)"
+	}
+	return "SELECT pg_catalog.setval('multigres.seal_nonce', $1, true)"
 }
 
 func flipHex(s string) string {

@@ -181,6 +181,30 @@ BEGIN
 END
 $fn$`
 
+// createContextCSQL points multigres.context() at the C accessor of the
+// multigres extension (pgext/multigres.c): same signature and results as
+// createContextSQL, verified once per context assignment against the nonce
+// multigres.set_nonce() stored in backend memory. Not SECURITY DEFINER: it
+// reads multigres.secret itself, without a privilege check, and nothing
+// else. PARALLEL RESTRICTED because the nonce lives in the leader only.
+// Setup owns this function rather than the extension, so switching
+// carriers is a CREATE OR REPLACE that keeps every policy's reference.
+const createContextCSQL = `CREATE OR REPLACE FUNCTION multigres.context(name pg_catalog.text) RETURNS pg_catalog.text
+LANGUAGE c STABLE PARALLEL RESTRICTED
+AS '$libdir/multigres', 'multigres_context'`
+
+// The extension's objects live in the multigres schema setup creates.
+const (
+	extensionName      = "multigres"
+	createExtensionSQL = `CREATE EXTENSION IF NOT EXISTS multigres SCHEMA multigres`
+	dropExtensionSQL   = `DROP EXTENSION IF EXISTS multigres`
+	extensionSnapSQL   = `SELECT e.extversion || ' schema=' || e.extnamespace::regnamespace::text
+		FROM pg_extension AS e WHERE e.extname = $1`
+	// Whether the server has the extension's files (postgresql-15-multigres).
+	extensionAvailableSQL = `SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = $1),
+		EXISTS (SELECT 1 FROM pg_extension WHERE extname = $1)`
+)
+
 const createTenantIDSQL = `CREATE OR REPLACE FUNCTION multigres.tenant_id() RETURNS text
 LANGUAGE sql STABLE
 AS $fn$

@@ -30,7 +30,19 @@ type Options struct {
 	// Harden applies (Setup) or checks (Audit) the privilege hardening that
 	// stops tenant sessions from running SQL the statement guard cannot see.
 	Harden bool
+	// Seal picks the seal carrier Setup installs: SealAuto (""), the C
+	// extension when the server has it available, else the SQL objects;
+	// SealExtension requires the extension; SealSQL installs the SQL
+	// accessor and drops the extension if it was installed.
+	Seal string
 }
+
+// Seal carriers (Options.Seal).
+const (
+	SealAuto      = ""
+	SealExtension = "extension"
+	SealSQL       = "sql"
+)
 
 // maxNameLen is PostgreSQL's NAMEDATALEN-1: longer names would be truncated
 // silently, so two configured names could collapse into one.
@@ -90,6 +102,11 @@ func (o Options) validate() error {
 			// Setting names are case-insensitive, so these would be one variable.
 			errs = append(errs, fmt.Errorf("context variable %q listed twice", v))
 		}
+	}
+	switch o.Seal {
+	case SealAuto, SealExtension, SealSQL:
+	default:
+		errs = append(errs, fmt.Errorf("seal carrier %q: want %q, %q or empty (automatic)", o.Seal, SealExtension, SealSQL))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("dbsetup: invalid options: %w", err)

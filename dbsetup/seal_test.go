@@ -1,6 +1,7 @@
 package dbsetup_test
 
 import (
+	"github.com/multigres/proxy/dbsetup"
 	"strings"
 	"testing"
 )
@@ -59,7 +60,13 @@ func (e *env) setKey(key []byte) {
 }
 
 func TestContextSeal(t *testing.T) {
-	e := newEnv(t)
+	for _, impl := range impls {
+		t.Run(impl, func(t *testing.T) { testContextSeal(t, impl) })
+	}
+}
+
+func testContextSeal(t *testing.T, impl string) {
+	e := newEnvImpl(t, impl)
 	e.setup()
 	key := e.sealKey()
 	if len(key) != 32 {
@@ -72,7 +79,7 @@ func TestContextSeal(t *testing.T) {
 		ask      string
 		askEmpty bool // ask for "" rather than calling tenant_id()
 		want     *string
-		wantErr  string // SQLSTATE
+		wantErr  string // SQLSTATE, from the SQL carrier; the C one returns NULL
 	}{
 		{name: "correct seal", seal: seal{values: honest}, ask: tenantVar, want: ptr("acme")},
 		{name: "second variable", seal: seal{values: honest}, ask: userVar, want: ptr("user-1")},
@@ -107,7 +114,7 @@ func TestContextSeal(t *testing.T) {
 			}
 			var got *string
 			err := conn.QueryRow(e.ctx, q, args...).Scan(&got)
-			if tc.wantErr != "" {
+			if tc.wantErr != "" && impl == dbsetup.SealSQL {
 				if sqlState(err) != tc.wantErr {
 					t.Fatalf("got %v, want SQLSTATE %s", err, tc.wantErr)
 				}
@@ -124,7 +131,13 @@ func TestContextSeal(t *testing.T) {
 }
 
 func TestSealReplayInOtherSession(t *testing.T) {
-	e := newEnv(t)
+	for _, impl := range impls {
+		t.Run(impl, func(t *testing.T) { testSealReplayInOtherSession(t, impl) })
+	}
+}
+
+func testSealReplayInOtherSession(t *testing.T, impl string) {
+	e := newEnvImpl(t, impl)
 	e.setup()
 	key := e.sealKey()
 	a := e.session(key, seal{values: []string{"acme", "u"}})
@@ -132,8 +145,10 @@ func TestSealReplayInOtherSession(t *testing.T) {
 	nonce := ptr(strings.SplitN(*seal, ":", 2)[0])
 	// Session b copies a's seal and even a's nonce: the pid differs.
 	b := e.as(e.opts.ServerUser, e.opts.ServerPassword)
+	if _, err := b.Exec(e.ctx, e.setNonceSQL(), *nonce); err != nil {
+		t.Fatal(err)
+	}
 	for _, st := range []string{
-		"SELECT pg_catalog.setval('multigres.seal_nonce', " + *nonce + ", true)",
 		"SET " + tenantVar + " = 'acme'", "SET " + userVar + " = 'u'",
 		"SET multigres.seal = " + quoteLit(*seal), "SET ROLE " + e.app(),
 	} {
@@ -150,12 +165,50 @@ func TestSealReplayInOtherSession(t *testing.T) {
 }
 
 func TestTenantCannotSetNonce(t *testing.T) {
-	e := newEnv(t)
-	e.setup()
-	conn := e.session(e.sealKey(), seal{values: []string{"acme", "u"}})
-	_, err := conn.Exec(e.ctx, "SELECT pg_catalog.setval('multigres.seal_nonce', 5, true)")
-	if sqlState(err) != "42501" {
-		t.Fatalf("tenant setval: got %v, want permission denied", err)
+	for _, impl := range impls {
+		t.Run(impl, func(t *testing.T) {
+			e := newEnvImpl(t, impl)
+			e.setup()
+			conn := e.session(e.sealKey(), seal{values: []string{"acme", "u"}})
+			for _, q := range []string{"SELECT pg_catalog.setval('multigres.seal_nonce', $1, true)", e.setNonceSQL()} {
+				if _, err := conn.Exec(e.ctx, q, 5); sqlState(err) != "42501" && sqlState(err) != "42883" {
+					t.Fatalf("tenant %s: got %v, want permission denied", q, err)
+				}
+			}
+			if got := queryString(t, e.ctx, conn, "SELECT multigres.context($1)", tenantVar); got == nil || *got != "acme" {
+				t.Fatalf("context after the refused attempts = %v, want acme", deref(got))
+			}
+		})
+	}
+}
+
+// TestDiscardForgetsNonce: after DISCARD ALL (or DISCARD SEQUENCES) a
+// session that puts back the very seal and values it had, and its role,
+// gets no context until the proxy stores a new nonce.
+func TestDiscardForgetsNonce(t *testing.T) {
+	for _, impl := range impls {
+		for _, discard := range []string{"DISCARD ALL", "DISCARD SEQUENCES"} {
+			t.Run(impl+"/"+discard, func(t *testing.T) {
+				e := newEnvImpl(t, impl)
+				e.setup()
+				conn := e.session(e.sealKey(), seal{values: []string{"acme", "u"}})
+				sl := queryString(t, e.ctx, conn, "SELECT current_setting('multigres.seal')")
+				for _, st := range []string{"RESET ROLE", discard, "SET " + tenantVar + " = 'acme'", "SET " + userVar + " = 'u'",
+					"SET multigres.seal = " + quoteLit(*sl), "SET ROLE " + e.app()} {
+					if _, err := conn.Exec(e.ctx, st); err != nil {
+						t.Fatalf("%s: %v", st, err)
+					}
+				}
+				var got *string
+				err := conn.QueryRow(e.ctx, "SELECT multigres.context($1)", tenantVar).Scan(&got)
+				if impl == dbsetup.SealSQL && sqlState(err) == "55000" {
+					return // currval gone: fails closed with an error
+				}
+				if err != nil || got != nil {
+					t.Fatalf("context after %s = %v, %v; want NULL", discard, deref(got), err)
+				}
+			})
+		}
 	}
 }
 

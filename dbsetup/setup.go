@@ -399,6 +399,15 @@ func (s *setupRun) objects(ctx context.Context) error {
 		return err
 	}
 
+	useExt, err := s.sealCarrier(ctx)
+	if err != nil {
+		return err
+	}
+	contextCreate := r.Replace(createContextSQL)
+	if useExt {
+		contextCreate = createContextCSQL
+	}
+
 	type object struct {
 		what, snapSQL, name, create string
 		kind, aclSQL, privs         string
@@ -424,7 +433,7 @@ func (s *setupRun) objects(ctx context.Context) error {
 			name: "multigres.lookup_verifier(name)", create: createLookupVerifierSQL, kind: "FUNCTION", aclSQL: procACLSQL,
 			privs: "EXECUTE", grantTo: []string{au}},
 		{what: "function multigres.context(text)", snapSQL: functionSnapSQL, name: "multigres.context(text)",
-			create: r.Replace(createContextSQL), kind: "FUNCTION", aclSQL: procACLSQL, privs: "EXECUTE", grantTo: []string{"PUBLIC"}},
+			create: contextCreate, kind: "FUNCTION", aclSQL: procACLSQL, privs: "EXECUTE", grantTo: []string{"PUBLIC"}},
 		{what: "function multigres.tenant_id()", snapSQL: functionSnapSQL, name: "multigres.tenant_id()",
 			create: r.Replace(createTenantIDSQL), kind: "FUNCTION", aclSQL: procACLSQL, privs: "EXECUTE", grantTo: []string{"PUBLIC"}},
 		// The admin wrappers run as the caller and change privileges, so tenant
@@ -436,12 +445,22 @@ func (s *setupRun) objects(ctx context.Context) error {
 		{what: "function public.multigres_status()", snapSQL: functionSnapSQL,
 			name: "public.multigres_status()", create: createStatusSQL, kind: "FUNCTION", aclSQL: procACLSQL},
 	}
+	if useExt {
+		// The extension script revokes EXECUTE from PUBLIC; only the proxy's
+		// server user may store a nonce.
+		list = append(list, object{what: "function multigres.set_nonce(bigint) (EXECUTE for " + su + " only)", snapSQL: functionSnapSQL,
+			name: "multigres.set_nonce(bigint)", kind: "FUNCTION", aclSQL: procACLSQL, privs: "EXECUTE", grantTo: []string{su}})
+	}
 	for _, o := range list {
 		before, err := s.snapshot(ctx, o.snapSQL, o.name)
 		if err != nil {
 			return err
 		}
-		stmts := append([]string{o.create}, o.extra...)
+		var stmts []string
+		if o.create != "" {
+			stmts = append(stmts, o.create)
+		}
+		stmts = append(stmts, o.extra...)
 		for _, st := range stmts {
 			if _, err := s.q.Exec(ctx, st); err != nil {
 				return fmt.Errorf("%s: %w", o.what, err)
@@ -480,6 +499,40 @@ func (s *setupRun) objects(ctx context.Context) error {
 		s.addf(Unchanged + "seal key (never rotated by setup)")
 	}
 	return nil
+}
+
+// sealCarrier installs the multigres extension when opts.Seal asks for it
+// or allows it and the server has it, drops it otherwise, and says which
+// carrier the seal uses. It reports whether the extension is in use.
+func (s *setupRun) sealCarrier(ctx context.Context) (bool, error) {
+	var available, installed bool
+	if err := s.q.QueryRow(ctx, extensionAvailableSQL, extensionName).Scan(&available, &installed); err != nil {
+		return false, fmt.Errorf("looking for the multigres extension: %w", err)
+	}
+	useExt := available && s.opts.Seal != SealSQL
+	if s.opts.Seal == SealExtension && !available {
+		return false, errors.New("the seal carrier is the extension, but this server does not have the multigres extension: install postgresql-15-multigres (or build pgext/ with make install) on the server")
+	}
+	if useExt {
+		if err := s.ensure(ctx, "extension multigres", extensionSnapSQL, extensionName, createExtensionSQL); err != nil {
+			return false, err
+		}
+		s.addf(Note + "seal carrier: C extension multigres (the nonce lives in backend memory; works on hot standbys)")
+		return true, nil
+	}
+	if installed {
+		// multigres.context() is setup's, not the extension's, so it survives
+		// the drop and becomes the SQL accessor below.
+		if err := s.ensure(ctx, "extension multigres (dropped: the seal uses the SQL carrier)", extensionSnapSQL, extensionName, dropExtensionSQL); err != nil {
+			return false, err
+		}
+	}
+	why := "the multigres extension is not available on this server; install postgresql-15-multigres for a cheaper seal that also works on hot standbys"
+	if s.opts.Seal == SealSQL {
+		why = "chosen by configuration"
+	}
+	s.addf(Note+"seal carrier: SQL (setval on multigres.seal_nonce; refused on hot standbys): %s", why)
+	return false, nil
 }
 
 // data syncs the settings and tenant_roles tables with the options.

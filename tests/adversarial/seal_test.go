@@ -26,12 +26,12 @@ type sealCase struct {
 	failOK bool   // an error (such as 55000 from currval) is an acceptable fail-closed outcome
 }
 
-func runSealCase(t *testing.T, conn *pgx.Conn, c sealCase) {
+func runSealCase(t *testing.T, conn *pgx.Conn, impl string, c sealCase) {
 	t.Helper()
 	ctx := context.Background()
 	stmts := []string{"RESET ROLE", "RESET multigres.seal", "RESET app.current_tenant_id"}
 	if c.nonce != 0 {
-		stmts = append(stmts, "SELECT pg_catalog.setval('multigres.seal_nonce', "+strconv.FormatInt(c.nonce, 10)+", true)")
+		stmts = append(stmts, nonceSQL(impl, c.nonce))
 	}
 	stmts = append(stmts,
 		"SET app.current_tenant_id = '"+strings.ReplaceAll(c.value, "'", "''")+"'",
@@ -76,6 +76,15 @@ func runSealCase(t *testing.T, conn *pgx.Conn, c sealCase) {
 // another, after re-assignment, or with other values.
 func TestSealBindsEverything(t *testing.T) {
 	env := sample(t)
+	for _, impl := range sealImpls {
+		t.Run(impl, func(t *testing.T) {
+			useCarrier(t, env, impl)
+			testSealBindsEverything(t, env, impl)
+		})
+	}
+}
+
+func testSealBindsEverything(t *testing.T, env *demo.Env, impl string) {
 	ctx := context.Background()
 	admin := adminConn(t, env)
 	var key []byte
@@ -132,11 +141,11 @@ func TestSealBindsEverything(t *testing.T) {
 				t.Fatal(err)
 			}
 			conn = fresh
-			runSealCase(t, conn, c)
+			runSealCase(t, conn, impl, c)
 			fresh.Close(ctx)
 			continue
 		}
-		runSealCase(t, conn, c)
+		runSealCase(t, conn, impl, c)
 	}
 	a.assertSelf("its seal was replayed elsewhere")
 }
@@ -146,6 +155,15 @@ func TestSealBindsEverything(t *testing.T) {
 // tenant session has.
 func TestSealChangesWithEveryAssignment(t *testing.T) {
 	env := sample(t)
+	for _, impl := range sealImpls {
+		t.Run(impl, func(t *testing.T) {
+			useCarrier(t, env, impl)
+			testSealChangesWithEveryAssignment(t, env)
+		})
+	}
+}
+
+func testSealChangesWithEveryAssignment(t *testing.T, env *demo.Env) {
 	for _, mode := range modes {
 		t.Run(mode, func(t *testing.T) {
 			o := options(env, mode)

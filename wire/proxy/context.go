@@ -49,6 +49,13 @@ func (s *session) writeContext(ctx context.Context, sc *serverConn) error {
 // contextQuery returns the query that gives sc this session's context,
 // with a fresh nonce and random() seed.
 func (s *session) contextQuery(ctx context.Context, sc *serverConn) (string, error) {
+	if sc.role.readOnly && !sc.role.sealExt {
+		// setval is refused there: fail closed with what to do, rather than
+		// with PostgreSQL's read-only error from the context query.
+		return "", fatalf(codeFeatureNotSupported,
+			"multigres: server connection %d is read-only (a hot standby or default_transaction_read_only), and the tenant seal without the multigres extension needs setval()", sc.pid).
+			withHint("install postgresql-15-multigres on every server and re-run `multigres setup` on the primary")
+	}
 	key, err := s.srv.creds.Load().sealKey(ctx, s.db)
 	if err != nil {
 		return "", s.connectError(err)
@@ -60,7 +67,7 @@ func (s *session) contextQuery(ctx context.Context, sc *serverConn) (string, err
 	nonce := int64(binary.BigEndian.Uint64(rnd[:8])>>2) + 1 // 1 .. 2^62
 	// setseed takes a value in [-1, 1]; 53 random bits fill a float64's mantissa.
 	seed := float64(binary.BigEndian.Uint64(rnd[8:])>>11)/float64(1<<53)*2 - 1
-	return contextSQL(s.tenant, key, sc.pid, nonce, seed, s.params), nil
+	return contextSQL(s.tenant, key, sc.pid, nonce, seed, s.params, sc.role.sealExt), nil
 }
 
 // applyContextSync resets sc if needed and applies the session's context,

@@ -93,12 +93,21 @@ func quoteIdent(s string) string {
 // as one simple query, it runs as one implicit transaction, so it applies
 // completely or not at all. The seed matters because DISCARD ALL keeps the
 // backend's random() state: without it, one tenant's setseed() would decide
-// the next tenant's random() on that backend.
-func contextSQL(ctx seal.Context, key []byte, pid uint32, nonce int64, seed float64, params map[string]string) string {
+// the next tenant's random() on that backend. With ext (the server has the
+// multigres extension) the nonce goes into backend memory through
+// multigres.set_nonce, which works on a hot standby; otherwise into the
+// seal_nonce sequence, which a standby refuses.
+func contextSQL(ctx seal.Context, key []byte, pid uint32, nonce int64, seed float64, params map[string]string, ext bool) string {
 	var b strings.Builder
-	b.WriteString("SELECT pg_catalog.setval('multigres.seal_nonce', ")
-	b.WriteString(strconv.FormatInt(nonce, 10))
-	b.WriteString(", true), pg_catalog.setseed(")
+	if ext {
+		b.WriteString("SELECT multigres.set_nonce(")
+		b.WriteString(strconv.FormatInt(nonce, 10))
+		b.WriteString("), pg_catalog.setseed(")
+	} else {
+		b.WriteString("SELECT pg_catalog.setval('multigres.seal_nonce', ")
+		b.WriteString(strconv.FormatInt(nonce, 10))
+		b.WriteString(", true), pg_catalog.setseed(")
+	}
 	b.WriteString(strconv.FormatFloat(seed, 'g', 17, 64))
 	b.WriteString(");")
 	names := make([]string, 0, len(params))
