@@ -10,12 +10,20 @@
 #   bench/ab.sh                      # A = HEAD, B = the working tree
 #   A=v0.1.0 B=HEAD bench/ab.sh      # any two git revisions ("." = working tree)
 #
+#   A=. B=. B_ENV='GOMAXPROCS=1' bench/ab.sh   # one build, two environments
+#
 # Environment: ROUNDS (default 5), T (seconds per run, default 5), MODE
-# (pgbench -M, default prepared), SERVER_LEG=tcp|unix (default tcp),
-# WORKDIR (default a new /tmp/mgab.* directory).
+# (pgbench -M, default prepared), WORKLOAD=tenant|relay (relay: pgbench -S as
+# the superuser_bypass user postgres; default tenant), A_ENV / B_ENV
+# ('K=V ...', environment of each build's process), SERVER_LEG=tcp|unix
+# (default tcp), WORKDIR (default a new /tmp/mgab.* directory).
 set -euo pipefail
 
 A=${A:-HEAD} B=${B:-.} ROUNDS=${ROUNDS:-5} T=${T:-5} MODE=${MODE:-prepared} SERVER_LEG=${SERVER_LEG:-tcp}
+WORKLOAD=${WORKLOAD:-tenant}
+[[ $WORKLOAD == tenant || $WORKLOAD == relay ]] || { echo "ab.sh: WORKLOAD must be tenant or relay" >&2; exit 1; }
+read -ra A_ENV_ARR <<<"${A_ENV:-}"
+read -ra B_ENV_ARR <<<"${B_ENV:-}"
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/lib.sh
 . "$REPO/bench/lib.sh"
@@ -50,7 +58,7 @@ build() { # rev out
 		(cd "$src" && go build -o "$2" ./cmd/multigres)
 	fi
 }
-echo "A = $A, B = $B"
+echo "A = $A${A_ENV:+ ($A_ENV)}, B = $B${B_ENV:+ ($B_ENV)}, workload $WORKLOAD, -M $MODE"
 build "$A" "$WORK/bin/a"
 build "$B" "$WORK/bin/b"
 (cd "$REPO" && go build -o "$WORK/bin/" ./bench/cmd/benchenv)
@@ -62,10 +70,10 @@ PIDS+=($!)
 wait_env $!
 # B listens on the port benchenv set aside for mgprof.
 sed "s/^listen_port = $MG_PORT\$/listen_port = $MGPROF_PORT/" "$WORK/multigres.conf" >"$WORK/b.conf"
-"$WORK/bin/a" serve -config "$WORK/multigres.conf" 2>"$WORK/a.log" &
+env "${A_ENV_ARR[@]}" "$WORK/bin/a" serve -config "$WORK/multigres.conf" 2>"$WORK/a.log" &
 A_PID=$!
 PIDS+=("$A_PID")
-"$WORK/bin/b" serve -config "$WORK/b.conf" 2>"$WORK/b.log" &
+env "${B_ENV_ARR[@]}" "$WORK/bin/b" serve -config "$WORK/b.conf" 2>"$WORK/b.log" &
 B_PID=$!
 PIDS+=("$B_PID")
 wait_port "$MG_PORT" "$A_PID" "build A"
@@ -75,9 +83,16 @@ cat >"$WORK/tenant.sql" <<EOF
 SELECT id, name, email FROM contacts WHERE id = :id;
 EOF
 
+if [[ $WORKLOAD == relay ]]; then
+	PGPASSWORD=$SUPER_PASSWORD pgbench -i -q -s 10 -h 127.0.0.1 -p "$PG_PORT" -U postgres "$DB" >"$WORK/pgbench-init.log" 2>&1 ||
+		die "pgbench -i failed: $(cat "$WORK/pgbench-init.log")"
+	RUN_AS=(env PGPASSWORD="$SUPER_PASSWORD") SCRIPT=(-S) RUN_USER=postgres
+else
+	RUN_AS=(env PGPASSWORD="$TENANT_PASSWORD") SCRIPT=(-f "$WORK/tenant.sql") RUN_USER=app_user.acme
+fi
 run() { # port secs -> tps
-	PGPASSWORD=$TENANT_PASSWORD pgbench -n -f "$WORK/tenant.sql" -M "$MODE" -c 16 -j 2 -T "$2" \
-		-h 127.0.0.1 -p "$1" -U app_user.acme "$DB" 2>&1 | awk '/^tps/ {print $3}'
+	"${RUN_AS[@]}" pgbench -n "${SCRIPT[@]}" -M "$MODE" -c 16 -j 2 -T "$2" \
+		-h 127.0.0.1 -p "$1" -U "$RUN_USER" "$DB" 2>&1 | awk '/^tps/ {print $3}'
 }
 run "$MG_PORT" 2 >/dev/null # warm-up: pools fill
 run "$MGPROF_PORT" 2 >/dev/null
