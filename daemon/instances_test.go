@@ -343,7 +343,10 @@ func rollingRestart(t *testing.T, perTxn bool, seconds int) benchResult {
 		waitLogCount(t, a, 0, "tenant connected", 20)
 		waitLogCount(t, b, 0, "tenant connected", 20)
 	} else {
-		waitTotal(t, "tenant connected", 8, a, b) // every pgbench client is connected
+		// pgbench first opens and closes one connection of its own, then
+		// connects its 8 clients: 9 logins mean every client is connected,
+		// none still in a listener's accept queue when a stops listening.
+		waitTotal(t, "tenant connected", 9, a, b)
 	}
 	aClients := countLog(a, 0, "tenant connected")
 	a.signal(syscall.SIGTERM)
