@@ -513,7 +513,7 @@ func (c *client) hint(msg string) string {
 	// In these steps 26000 is about the step's own subject (its hint says).
 	ownErrors := c.step == "dealloc" || c.step == "unnamedAcrossSync"
 	switch {
-	case strings.Contains(got, "DISCARD ALL") || strings.Contains(got, "setval") || strings.Contains(got, "CommandComplete(SET)"):
+	case strings.Contains(got, "DISCARD ALL") || strings.Contains(got, "setval") || strings.Contains(got, "set_nonce") || strings.Contains(got, "CommandComplete(SET)"):
 		hints = append(hints, "these are replies to the context the proxy injects for a client: "+
 			"a server connection went back to the pool with replies still owed (defect 1)")
 	case strings.Contains(got, `"mg_`):
