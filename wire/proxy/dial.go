@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -215,6 +216,11 @@ type serverConn struct {
 	// carries. The pool and the session holding the connection read it;
 	// only the holder's relay changes it.
 	st *backend
+
+	// retired says why the health checker took the connection away from
+	// its session (its host changed to a role target_session_attrs
+	// refuses); nil otherwise. Set before the socket is closed.
+	retired atomic.Pointer[string]
 
 	// Owned by whoever holds the connection (pool or one session).
 	ctxKey   string // the tenant context currently applied ("" = none)

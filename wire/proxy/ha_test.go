@@ -2,12 +2,14 @@ package proxy_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/multigres/proxy/internal/demo"
 	"github.com/multigres/proxy/internal/pgcluster"
@@ -263,5 +265,56 @@ func TestHAFailover(t *testing.T) {
 	}
 	if rec {
 		t.Fatal("after the failover a session landed on a server in recovery")
+	}
+}
+
+// TestHARoleChangeEndsTransactions: a primary that turns read-only (how
+// HA managers fence a demoted node) is refused by target_session_attrs =
+// read-write, and a client holding a server connection there in the
+// middle of a transaction is cut with a 08006 that says why, instead of
+// going on until its COMMIT; what it wrote is not committed.
+func TestHARoleChangeEndsTransactions(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	primary, err := pgcluster.Start(ctx, pgcluster.Options{})
+	if err != nil {
+		t.Fatalf("starting the primary: %v", err)
+	}
+	t.Cleanup(func() { primary.Stop() })
+	env, err := demo.Prepare(ctx, primary, nil)
+	if err != nil {
+		t.Fatalf("preparing the sample database: %v", err)
+	}
+	pAddr := fmt.Sprintf("127.0.0.1:%d", primary.Port)
+	srv, addr := proxytest.Start(t, haOptions(env, pAddr, proxy.AttrsReadWrite))
+	waitHosts(t, srv, map[string]string{pAddr: "primary"})
+
+	c := connect(t, addr, "app_user.acme")
+	if _, err := c.Exec(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Exec(ctx, "INSERT INTO contacts (name, email) VALUES ('fenced', 'f@acme.example')"); err != nil {
+		t.Fatal(err)
+	}
+	admin, err := pgx.Connect(ctx, primary.SuperDSN(demo.DB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	for _, q := range []string{"ALTER SYSTEM SET default_transaction_read_only = on", "SELECT pg_reload_conf()"} {
+		if _, err := admin.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	waitHosts(t, srv, map[string]string{pAddr: "primary (read-only)"})
+
+	_, err = c.Exec(ctx, "COMMIT")
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "08006" || !strings.Contains(pe.Message, "changed role") {
+		t.Fatalf("COMMIT after the host turned read-only: %v, want 08006 naming the role change", err)
+	}
+	var n int
+	if err := admin.QueryRow(ctx, "SELECT count(*) FROM contacts WHERE name = 'fenced'").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("rows written in the cut transaction: %d, %v; want 0", n, err)
 	}
 }

@@ -29,6 +29,9 @@ type healthChecker struct {
 	timeout  time.Duration
 	log      *slog.Logger
 	key      string // healthKey of the options it was built from
+	// retire, set before start, ends the server connections sessions
+	// hold to a host that changed to a role the dialer refuses.
+	retire func(h HostAddr, reason string)
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -127,6 +130,13 @@ func (c *healthChecker) set(h HostAddr, st hostHealth) {
 	switch {
 	case st.up && had && old.up:
 		c.log.Warn("server changed role", "host", h.String(), "was", roleName(old.role), "now", roleName(st.role))
+		if !c.d.acceptable(st.role) && c.retire != nil {
+			// A transaction in flight there could otherwise go on writing
+			// to a demoted node (or reading from a promoted one) until it
+			// ends: it is cut now, and the client told why.
+			c.retire(h, "server "+h.String()+" changed role from "+roleName(old.role)+" to "+roleName(st.role)+
+				", which target_session_attrs="+c.d.attrs+" refuses")
+		}
 	case st.up:
 		c.log.Info("server is up", "host", h.String(), "role", roleName(st.role))
 	default:
@@ -192,4 +202,32 @@ func (d *dialer) hostStale(sc *serverConn) string {
 			", which target_session_attrs=" + d.attrs + " refuses"
 	}
 	return ""
+}
+
+// retireHost ends the server connections that sessions hold to h, which
+// changed to a role the dialer refuses. Each session's reader sees its
+// socket closed and tells the client why (serverLost); idle connections to
+// h are refused at checkout (hostStale) and closed there.
+func (s *Server) retireHost(h HostAddr, reason string) {
+	s.mu.Lock()
+	sessions := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		sessions = append(sessions, sess)
+	}
+	s.mu.Unlock()
+	n := 0
+	for _, sess := range sessions {
+		sess.mu.Lock()
+		sc := sess.sc
+		if sc != nil && sc.host == h && (sess.att == attached || sess.att == parked) {
+			sc.retired.Store(&reason)
+			sc.st.markBroken(reason)
+			_ = sc.conn.Close()
+			n++
+		}
+		sess.mu.Unlock()
+	}
+	if n > 0 {
+		s.log.Warn("ended server connections in use on a host that changed role", "host", h.String(), "connections", n)
+	}
 }

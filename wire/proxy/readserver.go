@@ -206,8 +206,13 @@ func (s *session) serverLost(sc *serverConn, err error) {
 	// A client that does not read must not hold this goroutine (and the
 	// session's end, which waits for it) forever.
 	_ = s.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	s.fail(fatalf(codeConnectionFailure, "multigres: the server connection was lost").
-		withHint("the database server closed the connection or restarted; reconnect"))
+	if why := sc.retired.Load(); why != nil {
+		s.fail(fatalf(codeConnectionFailure, "multigres: %s; the transaction in progress was ended", *why).
+			withHint("reconnect: new server connections go to a server that matches"))
+	} else {
+		s.fail(fatalf(codeConnectionFailure, "multigres: the server connection was lost").
+			withHint("the database server closed the connection or restarted; reconnect"))
+	}
 	// Wake the session goroutine.
 	_ = s.conn.Close()
 }

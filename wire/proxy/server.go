@@ -261,6 +261,7 @@ func (s *Server) Update(opts Options) error {
 			}
 			hc = newHealthChecker(g.dial, opts.ServerUser, opts.ServerPassword, db, opts.HealthCheckInterval, opts.HealthCheckTimeout, s.log.With("component", "health"))
 			hc.key = hcKey
+			hc.retire = s.retireHost
 			hc.start(s.ctx)
 		}
 		s.health = hc
