@@ -96,6 +96,16 @@ func (s *session) attach(sc *serverConn) {
 	if s.cs != nil {
 		sc.st.setClient(s.cs)
 	}
+	if s.txnMode {
+		// The replies are read by the session goroutine after its flush
+		// (readInline); a reader goroutine starts only when one is needed.
+		if s.readerIdle == nil {
+			s.readerIdle = make(chan struct{})
+			close(s.readerIdle)
+		}
+		s.noReader, s.relayDone = true, s.readerIdle
+		return
+	}
 	s.startReader(sc)
 }
 
@@ -103,7 +113,60 @@ func (s *session) attach(sc *serverConn) {
 func (s *session) startReader(sc *serverConn) {
 	done := make(chan struct{})
 	s.relayDone = done
+	s.noReader = false
 	go s.readServer(sc, done)
+}
+
+// ensureReader starts a reader goroutine for sc if the session goroutine
+// is about to do something that needs the replies read while it is busy:
+// write more than sc.w holds (the server could block writing replies
+// nobody reads, and stop reading what the session writes) or wait for
+// replies (settle).
+func (s *session) ensureReader(sc *serverConn) {
+	if !s.noReader {
+		return
+	}
+	s.mu.Lock()
+	if s.noReader && s.att == attached && s.sc == sc {
+		s.startReader(sc)
+	}
+	s.mu.Unlock()
+}
+
+// lostUnread tells the client that sc failed under a write when no
+// reader goroutine is there to see it and do so.
+func (s *session) lostUnread(sc *serverConn, err error) {
+	if s.noReader {
+		s.serverLost(sc, err)
+	}
+}
+
+// inlineReadWait is how long the session goroutine waits for a reply
+// itself before a reader goroutine takes over. Most replies of a pooler's
+// traffic come well within it, and then no goroutine is started and none
+// woken for the transaction; a longer one goes back to the goroutine
+// design, in which the session goroutine watches the client (a client
+// that leaves has its query cancelled) while the reader waits.
+const inlineReadWait = 5 * time.Millisecond
+
+// readInline relays the replies to what the session goroutine just
+// flushed, on the session goroutine, until the connection is released, the
+// server owes nothing more for now, or the reply takes longer than
+// inlineReadWait (a reader goroutine then continues).
+func (s *session) readInline() {
+	if !s.noReader {
+		return
+	}
+	s.mu.Lock()
+	sc := s.sc
+	ok := s.att == attached && sc != nil && !s.unflushed
+	s.mu.Unlock()
+	if !ok || (!sc.st.busy() && sc.r.buffered() == 0) {
+		return
+	}
+	if s.relayReplies(sc, true) == readHandoff {
+		s.ensureReader(sc)
+	}
 }
 
 // attachNew acquires a server connection, queues what it needs to carry

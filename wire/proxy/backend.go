@@ -506,6 +506,14 @@ func (b *backend) pending() int { return len(b.q) - b.head }
 // busy reports whether the server is working on something (replies owed).
 func (b *backend) busy() bool { return b.outstanding.Load() > 0 }
 
+// awaitsClient reports whether the server is waiting for COPY data from
+// the client, so that nothing more will come until the client sends it.
+func (b *backend) awaitsClient() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.copyIn
+}
+
 // status reports the transaction status of the last ReadyForQuery.
 func (b *backend) status() byte {
 	b.mu.Lock()

@@ -13,28 +13,70 @@ import (
 // model did not expect; nothing it sends afterwards can be trusted.
 var errUnexpectedReply = errors.New("the server sent a reply the proxy did not expect")
 
+// readResult says why relayReplies returned.
+type readResult uint8
+
+const (
+	// readEnded: the connection was released, lost or the client left;
+	// nobody reads sc for this session any more.
+	readEnded readResult = iota
+	// readIdle (inline only): the server owes nothing for now; the
+	// session goroutine reads again after its next flush.
+	readIdle
+	// readHandoff (inline only): the reply is slow in coming, or the
+	// server waits for the client (COPY FROM STDIN); a reader goroutine
+	// must take over.
+	readHandoff
+)
+
 // readServer relays server output to the client until the connection is
 // released (transaction mode), the session ends, or the server fails.
-// Every message is matched against sc's model: replies to the proxy's own
-// requests are dropped, stand-in errors are rewritten, and anything the
-// model cannot place closes the connection.
 func (s *session) readServer(sc *serverConn, done chan struct{}) {
 	defer close(done)
+	s.relayReplies(sc, false)
+}
+
+// relayReplies relays server output to the client. Every message is
+// matched against sc's model: replies to the proxy's own requests are
+// dropped, stand-in errors are rewritten, and anything the model cannot
+// place closes the connection. Inline, it runs on the session goroutine
+// and gives up at a message boundary rather than wait long (see
+// readInline); otherwise it runs on a reader goroutine of its own.
+func (s *session) relayReplies(sc *serverConn, inline bool) readResult {
 	// cur caches the verdict for the request at the head while it is being
 	// answered row by row, so DataRow messages skip the model's lock.
 	var cur verdict
 	haveCur := false
 	for {
+		armed := false
 		if sc.r.buffered() == 0 {
 			if err := s.w.Flush(); err != nil {
 				s.clientGone(sc)
-				return
+				return readEnded
+			}
+			if inline {
+				switch {
+				case !sc.st.busy():
+					return readIdle
+				case sc.st.awaitsClient():
+					return readHandoff
+				}
+				_ = sc.conn.SetReadDeadline(time.Now().Add(inlineReadWait))
+				armed = true
 			}
 		}
 		typ, total, err := sc.r.header()
+		if armed {
+			_ = sc.conn.SetReadDeadline(time.Time{})
+			if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+				// Nothing is lost: a part of a header stays buffered
+				// for the reader goroutine.
+				return readHandoff
+			}
+		}
 		if err != nil {
 			s.readerStopped(sc, err, sc.r.buffered() == 0)
-			return
+			return readEnded
 		}
 		stream := total > bufferSize && typ != beErrorResponse && typ != beReadyForQuery && typ != beParameterStatus
 		var msg []byte
@@ -42,7 +84,7 @@ func (s *session) readServer(sc *serverConn, done chan struct{}) {
 		if !stream {
 			if _, msg, err = sc.r.next(MaxMessageSize); err != nil {
 				s.readerStopped(sc, err, false)
-				return
+				return readEnded
 			}
 			if typ == beReadyForQuery && len(msg) > 5 {
 				status = msg[5]
@@ -66,12 +108,12 @@ func (s *session) readServer(sc *serverConn, done chan struct{}) {
 				_, _ = s.w.Write(msg)
 			}
 			s.serverLost(sc, errUnexpectedReply)
-			return
+			return readEnded
 		case replyDrop:
 			if stream {
 				if err := sc.r.copyTo(discard{}, total); err != nil {
 					s.readerStopped(sc, err, false)
-					return
+					return readEnded
 				}
 				continue
 			}
@@ -83,7 +125,7 @@ func (s *session) readServer(sc *serverConn, done chan struct{}) {
 					s.log.Error("applying the tenant context failed; closing the client", "sqlstate", e.Code, "err", e.Message)
 					s.fail(fatalf(codeInsufficientPriv, "multigres: could not set the tenant context"))
 					s.serverLost(sc, errors.New("context injection failed"))
-					return
+					return readEnded
 				}
 				// A re-prepare the proxy added failed: the error is about
 				// the client's statement, and the client's next replies
@@ -91,11 +133,11 @@ func (s *session) readServer(sc *serverConn, done chan struct{}) {
 				_, _ = s.w.Write(msg)
 			case beParameterStatus:
 				if !s.parameterOK(sc, msg) {
-					return
+					return readEnded
 				}
 			}
 			if typ == beReadyForQuery && s.releaseAtReady(sc) {
-				return
+				return readEnded
 			}
 			continue
 		}
@@ -107,14 +149,14 @@ func (s *session) readServer(sc *serverConn, done chan struct{}) {
 		if stream {
 			if err := sc.r.copyTo(s.w, total); err != nil {
 				s.readerStopped(sc, err, false)
-				return
+				return readEnded
 			}
 			continue
 		}
 		switch typ {
 		case beParameterStatus:
 			if !s.parameterOK(sc, msg) {
-				return
+				return readEnded
 			}
 		case beErrorResponse:
 			if v.req.refusal != nil {
@@ -127,14 +169,14 @@ func (s *session) readServer(sc *serverConn, done chan struct{}) {
 		}
 		if _, err := s.w.Write(msg); err != nil {
 			s.clientGone(sc)
-			return
+			return readEnded
 		}
 		if typ == beReadyForQuery && v.done {
 			if status == txIdle {
 				s.srv.metrics.transactions.Add(1)
 			}
 			if s.releaseAtReady(sc) {
-				return
+				return readEnded
 			}
 			s.armIdle()
 		}

@@ -21,6 +21,7 @@ func (s *session) relay(ctx context.Context) error {
 			if err := s.flushServer(); err != nil {
 				return err
 			}
+			s.readInline()
 			if err := s.setIdleDeadline(o.ClientIdleTimeout, o.IdleTransactionTimeout); err != nil {
 				return err
 			}
@@ -215,6 +216,10 @@ func (s *session) forward(ctx context.Context, typ byte, total int, msg []byte, 
 	}
 	sc.st.push(reqs...)
 	s.reqsBuf = reqs[:0]
+	if stream || len(out) > sc.w.Available() {
+		// sc.w would write to the server before the session's flush.
+		s.ensureReader(sc)
+	}
 	if stream {
 		err = s.r.copyTo(sc.w, total)
 	} else {
@@ -224,6 +229,7 @@ func (s *session) forward(ctx context.Context, typ byte, total int, msg []byte, 
 		// Part of a message may have reached the server: nothing after it
 		// would be read as the protocol says.
 		sc.st.markBroken("writing to the server failed")
+		s.lostUnread(sc, err)
 		return fmt.Errorf("writing to the server: %w", err)
 	}
 	return nil
@@ -283,7 +289,9 @@ func (s *session) flushServer() error {
 	}
 	s.afterFlush(sc)
 	if err != nil {
-		// The reader sees the same failure and reports it.
+		// A reader sees the same failure and reports it; without one the
+		// session tells the client.
+		s.lostUnread(sc, err)
 		return fmt.Errorf("writing to the server: %w", err)
 	}
 	return nil

@@ -57,6 +57,13 @@ type session struct {
 	unflushed  bool          // the session goroutine wrote to sc.w since its last flush
 	cancelling int           // cancel requests being delivered for sc
 	relayDone  chan struct{} // closed when the current reader goroutine returns
+	// noReader: attached in transaction mode with no reader goroutine;
+	// the session goroutine reads the replies itself after its flush
+	// (readInline). Changed by the session goroutine only, under mu.
+	noReader bool
+	// readerIdle is relayDone while no reader goroutine has run for the
+	// attachment: a closed channel, made once per session.
+	readerIdle chan struct{}
 	// alwaysCancel lets a bypass client cancel whenever it likes: its server
 	// connection is its own.
 	alwaysCancel bool

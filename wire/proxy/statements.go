@@ -168,6 +168,7 @@ func (s *session) settle(sc *serverConn, unnamed bool) {
 	if !sc.st.needsSettling(unnamed) {
 		return
 	}
+	s.ensureReader(sc)
 	// PostgreSQL holds replies to extended-protocol messages until a Sync
 	// or Flush; a Flush has no reply and changes nothing else.
 	if _, err := sc.w.Write([]byte{feFlush, 0, 0, 0, 4}); err != nil {
