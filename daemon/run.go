@@ -81,6 +81,9 @@ func Run(ctx context.Context, path string, stderr io.Writer) error {
 	}
 	out := newLogOutput(stderr, cfg.LogFormat, cfg.LogLevel, os.Getenv("JOURNAL_STREAM") != "")
 	log := out.logger()
+	if n := setWorkerThreads(0, cfg.WorkerThreads); cfg.WorkerThreads > 0 {
+		log.Info("worker threads fixed by worker_threads", "gomaxprocs", n)
+	}
 	d := &service{path: cfg.Path, out: out, log: log, notify: newNotifier(log), started: cfg, cfg: cfg,
 		reloads: make(chan chan error), done: make(chan struct{})}
 	if err := d.run(ctx); err != nil {
@@ -469,6 +472,9 @@ func (d *service) apply(cfg *config.Config, trigger string, live, restart []stri
 	d.out.set(cfg.LogFormat, cfg.LogLevel)
 	_, pending := cfg.Diff(d.started)
 	d.mu.Lock()
+	if n := setWorkerThreads(d.cfg.WorkerThreads, cfg.WorkerThreads); cfg.WorkerThreads != d.cfg.WorkerThreads {
+		d.log.Info("worker threads changed", "worker_threads", cfg.WorkerThreads, "gomaxprocs", n)
+	}
 	d.cfg = cfg
 	d.reloadErr = ""
 	d.restart = pending

@@ -115,6 +115,9 @@ type Config struct {
 
 	// Many instances (SO_REUSEPORT and cancel peering).
 	SoReusePort bool   // so_reuseport
+	// WorkerThreads is worker_threads: GOMAXPROCS, 0 = the Go runtime's
+	// automatic choice.
+	WorkerThreads int
 	PeerID      int    // peer_id: 0 = peering off
 	Peers       []Peer // peers, sorted by id
 	// High availability: several PostgreSQL hosts (issue 14).
@@ -524,3 +527,7 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// MaxWorkerThreads bounds worker_threads: far above any core count a
+// pooler runs on, low enough that a typo is an error.
+const MaxWorkerThreads = 1024

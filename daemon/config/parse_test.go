@@ -110,8 +110,8 @@ func TestKeys(t *testing.T) {
 	if !slices.Equal(restart, restartKeys) {
 		t.Errorf("restart keys = %v, want %v", restart, restartKeys)
 	}
-	if len(seen) != 61+3+6 { // +3: many instances, +6: high availability
-		t.Errorf("%d keys, want %d", len(seen), 61+3+6)
+	if len(seen) != 61+3+6+1 { // +3: many instances, +6: high availability, +1: worker_threads
+		t.Errorf("%d keys, want %d", len(seen), 61+3+6+1)
 	}
 }
 
