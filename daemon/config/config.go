@@ -114,12 +114,12 @@ type Config struct {
 	PIDFile         string
 
 	// Many instances (SO_REUSEPORT and cancel peering).
-	SoReusePort bool   // so_reuseport
+	SoReusePort bool // so_reuseport
 	// WorkerThreads is worker_threads: GOMAXPROCS, 0 = the Go runtime's
 	// automatic choice.
 	WorkerThreads int
-	PeerID      int    // peer_id: 0 = peering off
-	Peers       []Peer // peers, sorted by id
+	PeerID        int    // peer_id: 0 = peering off
+	Peers         []Peer // peers, sorted by id
 	// High availability: several PostgreSQL hosts (issue 14).
 	TargetSessionAttrs         string        // target_session_attrs; "" = read-write with several hosts, any with one
 	LoadBalanceHosts           string        // load_balance_hosts: disable or random
