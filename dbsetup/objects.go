@@ -276,7 +276,14 @@ BEGIN
     RAISE EXCEPTION 'multigres_protect: table % has no column %', tbl, quote_ident(col)
       USING ERRCODE = 'undefined_column';
   END IF;
-  expr := format('(SELECT multigres.context(%L)::%s)', v, typ);
+  -- The same text as isolationExpr (setup.go): a direct call of the C
+  -- accessor, the SQL accessor in a sub-select evaluated once per query.
+  IF EXISTS (SELECT FROM pg_proc AS p JOIN pg_language AS l ON l.oid = p.prolang
+             WHERE p.oid = to_regprocedure('multigres.context(text)') AND l.lanname = 'c') THEN
+    expr := format('multigres.context(%L)::%s', v, typ);
+  ELSE
+    expr := format('(SELECT multigres.context(%L)::%s)', v, typ);
+  END IF;
   roles := (SELECT string_agg(quote_ident(r), ', ') FROM unnest(tenant_roles) AS r);
   EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
   EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tbl);

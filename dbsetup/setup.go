@@ -489,6 +489,9 @@ func (s *setupRun) objects(ctx context.Context) error {
 		}
 	}
 
+	if err := s.policyForms(ctx, useExt); err != nil {
+		return err
+	}
 	tag, err := s.q.Exec(ctx, insertSecretSQL)
 	if err != nil {
 		return fmt.Errorf("generating the seal key: %w", err)
@@ -499,6 +502,65 @@ func (s *setupRun) objects(ctx context.Context) error {
 		s.addf(Unchanged + "seal key (never rotated by setup)")
 	}
 	return nil
+}
+
+// policyForms rewrites the expressions of existing isolation policies
+// whose form does not suit the carrier (see isolationExpr): after a switch
+// of carrier, policies keep their tables, roles and comments, and only
+// USING and WITH CHECK change.
+func (s *setupRun) policyForms(ctx context.Context, useExt bool) error {
+	rows, err := s.q.Query(ctx, `SELECT c.oid::regclass::text,
+		       obj_description(p.oid, 'pg_policy')::json ->> 'column',
+		       obj_description(p.oid, 'pg_policy')::json ->> 'variable',
+		       format_type(a.atttypid, NULL),
+		       coalesce(pg_get_expr(p.polqual, p.polrelid), '') ~ '\mSELECT\M'
+		FROM pg_policy AS p
+		JOIN pg_class AS c ON c.oid = p.polrelid
+		JOIN pg_attribute AS a ON a.attrelid = p.polrelid
+		     AND a.attname = obj_description(p.oid, 'pg_policy')::json ->> 'column'
+		WHERE p.polname = $1 AND obj_description(p.oid, 'pg_policy') LIKE '{%'
+		ORDER BY 1`, policyName)
+	if err != nil {
+		return fmt.Errorf("reading the isolation policies: %w", err)
+	}
+	type policy struct {
+		table, column, variable, typ string
+		subSelect                    bool
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (policy, error) {
+		var p policy
+		err := r.Scan(&p.table, &p.column, &p.variable, &p.typ, &p.subSelect)
+		return p, err
+	})
+	if err != nil {
+		return fmt.Errorf("reading the isolation policies: %w", err)
+	}
+	for _, p := range list {
+		if p.subSelect == !useExt {
+			continue
+		}
+		expr := quoteIdent(p.column) + " = " + isolationExpr(useExt, p.variable, p.typ)
+		st := fmt.Sprintf("ALTER POLICY %s ON %s USING (%s) WITH CHECK (%s)", quoteIdent(policyName), p.table, expr, expr)
+		if _, err := s.q.Exec(ctx, st); err != nil {
+			return fmt.Errorf("rewriting policy %s on %s for the seal carrier: %w", policyName, p.table, err)
+		}
+		s.addf(Changed+"policy %s on %s: %s (suits the seal carrier)", policyName, p.table, expr)
+	}
+	return nil
+}
+
+// isolationExpr is what an isolation policy compares the tenant column
+// with. With the C accessor the call is direct: it is cheap, and as a
+// STABLE function it is still evaluated once per index scan (a sub-select's
+// InitPlan costs about 4% of a point select). The SQL accessor is a
+// PL/pgSQL call of tens of microseconds, so it sits in a sub-select,
+// evaluated once per query. multigres_protect builds the same text.
+func isolationExpr(cAccessor bool, variable, typ string) string {
+	call := "multigres.context(" + quoteLiteral(variable) + ")::" + typ
+	if cAccessor {
+		return call
+	}
+	return "(SELECT " + call + ")"
 }
 
 // sealCarrier installs the multigres extension when opts.Seal asks for it
