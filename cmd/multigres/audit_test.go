@@ -145,9 +145,16 @@ func TestAuditStandby(t *testing.T) {
 	if err := standby.WaitReplayed(ctx, pg); err != nil {
 		t.Fatal(err)
 	}
-	out, _ = runAudit(t, ctx, conf, standbyDSN)
+	out, found = runAudit(t, ctx, conf, standbyDSN)
 	t.Logf("multigres audit on the standby with the SQL carrier:\n%s", out)
 	if !strings.Contains(out, "audit: seal carrier: SQL (") || !strings.Contains(out, "refused on hot standbys") {
 		t.Fatalf("audit of the standby with the SQL carrier does not say so:\n%s", out)
+	}
+	if !found || !strings.Contains(out, dbsetup.KindSetupMissing+"\tmultigres.seal_nonce\tthis server is a hot standby") {
+		t.Fatalf("audit of the standby with the SQL carrier has no finding for it (found=%v):\n%s", found, out)
+	}
+	// The same setup audited on the primary has no such finding.
+	if out, _ := runAudit(t, ctx, conf, primaryDSN); strings.Contains(out, "hot standby and the seal carrier is SQL") {
+		t.Fatalf("audit of the primary with the SQL carrier reports the standby finding:\n%s", out)
 	}
 }
