@@ -310,6 +310,16 @@ func (a *auditRun) sealCarrier(ctx context.Context) error {
 		a.add(KindSetupMissing, "multigres.context(text)", "the extension multigres is installed but multigres.context() is the SQL accessor; the proxy stores nonces with multigres.set_nonce(), so no seal verifies: re-run multigres setup")
 	case ext == nil && *lang == "c":
 		a.add(KindSetupMissing, "multigres.context(text)", "multigres.context() is the C accessor but the extension multigres is not installed; the proxy stores nonces with setval(), which it cannot see, so no seal verifies: re-run multigres setup")
+	case ext == nil:
+		// The SQL carrier stores nonces with setval, which a hot standby
+		// refuses; the proxy then refuses every tenant session there.
+		var standby bool
+		if err := a.q.QueryRow(ctx, `SELECT pg_is_in_recovery()`).Scan(&standby); err != nil {
+			return err
+		}
+		if standby {
+			a.add(KindSetupMissing, "multigres.seal_nonce", "this server is a hot standby and the seal carrier is SQL (setval on multigres.seal_nonce, which a standby refuses), so the proxy refuses every tenant session here: install postgresql-15-multigres on every server and re-run multigres setup on the primary")
+		}
 	}
 	return nil
 }
