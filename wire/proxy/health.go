@@ -37,9 +37,16 @@ type healthChecker struct {
 	wg     sync.WaitGroup
 	once   sync.Once
 
-	mu     sync.Mutex // protects states
+	mu     sync.Mutex // protects states and misses
 	states map[HostAddr]hostHealth
+	misses map[HostAddr]int // checks in a row that timed out
 }
+
+// missesForDown is how many checks in a row must time out before a host
+// counts as down: on a loaded machine one login and query can take longer
+// than the timeout, and a host marked down loses its idle connections. A
+// refused or reset connection is definite at once.
+const missesForDown = 2
 
 func newHealthChecker(d *dialer, user, password, db string, interval, timeout time.Duration, log *slog.Logger) *healthChecker {
 	if log == nil {
@@ -49,7 +56,7 @@ func newHealthChecker(d *dialer, user, password, db string, interval, timeout ti
 		timeout = interval
 	}
 	return &healthChecker{d: d, user: user, password: password, db: db, interval: interval, timeout: timeout,
-		log: log, states: map[HostAddr]hostHealth{}}
+		log: log, states: map[HostAddr]hostHealth{}, misses: map[HostAddr]int{}}
 }
 
 // start launches one checker per host under parent.
@@ -103,6 +110,16 @@ func (c *healthChecker) check(ctx context.Context, h HostAddr) {
 	if ctx.Err() != nil {
 		return // stopping: not the host's fault
 	}
+	if cctx.Err() != nil {
+		c.mu.Lock()
+		c.misses[h]++
+		n := c.misses[h]
+		c.mu.Unlock()
+		if st, ok := c.state(h); n < missesForDown && ok && st.up {
+			c.log.Info("health check timed out; the host stays up until the next one fails too", "host", h.String(), "timeout", c.timeout)
+			return
+		}
+	}
 	c.set(h, hostHealth{checked: true, up: false, lastErr: err.Error()})
 }
 
@@ -111,6 +128,9 @@ func (c *healthChecker) observe(h HostAddr, role serverRole) {
 	if c == nil {
 		return
 	}
+	c.mu.Lock()
+	delete(c.misses, h)
+	c.mu.Unlock()
 	c.set(h, hostHealth{checked: true, up: true, role: role})
 }
 
