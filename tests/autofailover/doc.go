@@ -14,7 +14,9 @@
 //
 // pg_autoctl missing is a failure with a message naming the package to
 // install (.ci/run installs it), unless MULTIGRES_SKIP_AUTOFAILOVER=1.
-// As root, the monitor and the nodes run as the postgres OS user.
+// As root, the monitor and the nodes run as the postgres OS user, otherwise
+// as the current one; their sockets and all pg_autoctl files stay in one
+// temporary directory.
 //
 // Run with: go test -race -count=1 -v ./tests/autofailover/
 package autofailover

@@ -136,6 +136,11 @@ func newFormation(t testing.TB, tl tools) *formation {
 		"XDG_DATA_HOME=" + filepath.Join(dir, "share"),
 		"XDG_RUNTIME_DIR=" + filepath.Join(dir, "run"),
 		"PG_CONFIG=" + filepath.Join(tl.binDir, "pg_config"),
+		// pg_autoctl's own test hook gives Postgres -k dir, and PGHOST has
+		// pg_autoctl connect there, so /var/run/postgresql (writable only
+		// by the postgres group) is not needed.
+		"PG_REGRESS_SOCK_DIR=" + dir,
+		"PGHOST=" + dir,
 		"LC_ALL=C",
 	}
 	return f
