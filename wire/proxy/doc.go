@@ -22,9 +22,23 @@
 //	Serve (per ln)     accepting                                         the daemon
 //	session            reading the client; writing to the server (sc.w); start
 //	                   the session's statement maps; sc between attach
-//	                   and detach when no reader runs
-//	reader (readServer) reading the server (sc.r); writing to the client; attach / resume
-//	                   releasing sc at a clean ReadyForQuery
+//	                   and detach when no reader runs; in transaction
+//	                   mode also reading the replies (readInline)
+//	reader (readServer) reading the server (sc.r); writing to the client; session mode: attach
+//	                   releasing sc at a clean ReadyForQuery             / resume; transaction
+//	                                                                     mode: ensureReader
+//
+// In transaction mode no reader starts at attach: after each flush the
+// session goroutine reads the replies itself (relayReplies inline) until
+// the connection is released or owes nothing, so a request/response costs
+// no goroutine start and no cross-goroutine wake-up. A reader goroutine
+// takes over (ensureReader) when a reply is slower than inlineReadWait
+// (the session goroutine then watches the client again, so a client that
+// leaves has its query cancelled), when the server waits for COPY data,
+// when the session must wait for replies (settle), and before a write
+// larger than sc.w's free space (the server could block writing replies
+// nobody reads). A server failure seen on a write with no reader is
+// reported to the client by the session goroutine (lostUnread).
 //	cancel (per request) delivering one CancelRequest, or forwarding it  a cancel connection's session
 //	                   to the peer its key names (peers.go)
 //	pool maintenance   closing stale idle connections, min_pool_size     newPool
