@@ -27,6 +27,15 @@
 //	reader (readServer) reading the server (sc.r); writing to the client; session mode: attach
 //	                   releasing sc at a clean ReadyForQuery             / resume; transaction
 //	                                                                     mode: ensureReader
+//	cancel (per request) delivering one CancelRequest, or forwarding it  a cancel connection's session
+//	                   to the peer its key names (peers.go)
+//	pool maintenance   closing stale idle connections, min_pool_size     newPool
+//	notification hub   reading a pool's listening connection; handing    the first LISTEN
+//	(per pool)         notifications to sessions (notify.go)
+//	notification       writing queued notifications to one client       a notification
+//	delivery           while its stream is at a message boundary
+//	health (per host)  logging in to one server_host entry every          Update (healthChecker;
+//	                   interval and recording up/down and role           stopped by Update, Close)
 //
 // In transaction mode no reader starts at attach: after each flush the
 // session goroutine reads the replies itself (relayReplies inline) until
@@ -39,15 +48,6 @@
 // larger than sc.w's free space (the server could block writing replies
 // nobody reads). A server failure seen on a write with no reader is
 // reported to the client by the session goroutine (lostUnread).
-//	cancel (per request) delivering one CancelRequest, or forwarding it  a cancel connection's session
-//	                   to the peer its key names (peers.go)
-//	pool maintenance   closing stale idle connections, min_pool_size     newPool
-//	notification hub   reading a pool's listening connection; handing    the first LISTEN
-//	(per pool)         notifications to sessions (notify.go)
-//	notification       writing queued notifications to one client       a notification
-//	delivery           while its stream is at a message boundary
-//	health (per host)  logging in to one server_host entry every          Update (healthChecker;
-//	                   interval and recording up/down and role           stopped by Update, Close)
 //
 // Tracked settings and LISTENs (settings.go) are followed by the reader:
 // it applies each request's statement effects as the replies arrive and,
