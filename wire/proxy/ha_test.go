@@ -318,3 +318,75 @@ func TestHARoleChangeEndsTransactions(t *testing.T) {
 		t.Fatalf("rows written in the cut transaction: %d, %v; want 0", n, err)
 	}
 }
+
+// TestHAReadsThroughFailover: with a primary and two standbys behind a
+// prefer-standby proxy (the read-only port's default), tenant reads keep
+// working while the primary crashes and one standby is promoted: not one
+// read fails, and the sessions stay on servers in recovery or the promoted
+// one, never on the dead primary.
+func TestHAReadsThroughFailover(t *testing.T) {
+	primary, standby, env := haPair(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	second, err := pgcluster.StartStandby(ctx, primary, pgcluster.StandbyOptions{})
+	if err != nil {
+		t.Fatalf("starting the second standby: %v", err)
+	}
+	t.Cleanup(func() { second.Stop() })
+	if err := second.WaitReplayed(ctx, primary); err != nil {
+		t.Fatal(err)
+	}
+	o := haOptions(env, hostList(primary, standby, second), proxy.AttrsPreferStandby)
+	o.HealthCheckInterval, o.HealthCheckTimeout = 2*time.Second, 2*time.Second // the defaults
+	srv, addr := proxytest.Start(t, o)
+	pAddr := fmt.Sprintf("127.0.0.1:%d", primary.Port)
+	sAddr, s2Addr := fmt.Sprintf("127.0.0.1:%d", standby.Port), fmt.Sprintf("127.0.0.1:%d", second.Port)
+	waitHosts(t, srv, map[string]string{pAddr: "primary", sAddr: "standby", s2Addr: "standby"})
+
+	readers := []*pgx.Conn{connect(t, addr, "app_user.acme"), connect(t, addr, "app_user.acme")}
+	read := func(phase string) {
+		t.Helper()
+		for i, c := range readers {
+			var n int
+			var port int
+			if err := c.QueryRow(ctx, "SELECT count(*), inet_server_port() FROM contacts").Scan(&n, &port); err != nil {
+				t.Fatalf("%s: reader %d: %v", phase, i, err)
+			}
+			if n != 2 {
+				t.Fatalf("%s: reader %d: acme sees %d contacts, want 2", phase, i, n)
+			}
+			if port == primary.Port {
+				t.Fatalf("%s: reader %d read from the primary with standbys healthy", phase, i)
+			}
+		}
+	}
+	read("before the failover")
+	if err := primary.Crash(); err != nil {
+		t.Fatal(err)
+	}
+	read("primary crashed")
+	if err := standby.Promote(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Reads go on through the health checker's discovery of the new
+	// roles: until the states of all hosts are known, every read must work.
+	want := map[string]string{pAddr: "", sAddr: "primary", s2Addr: "standby"}
+	known := func() bool {
+		for _, h := range srv.Hosts() {
+			if r, listed := want[h.Host]; listed && (!h.Checked || h.Role != r) {
+				return false
+			}
+		}
+		return true
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	reads := 0
+	for ; !known(); reads++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("hosts = %+v, want %v", srv.Hosts(), want)
+		}
+		read("during the switch")
+	}
+	read("after the switch")
+	t.Logf("%d rounds of reads during the switch, none failed", reads)
+}
