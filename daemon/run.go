@@ -332,6 +332,13 @@ func (d *service) reload(trigger string) error {
 	}
 	old := d.config()
 	cfg, err := config.Load(d.path)
+	if err == nil && cfg.Hash == emptyFileHash && old.Hash != emptyFileHash {
+		// A file rewritten in place (truncated, then written) reads empty
+		// for a moment; taking that for "all defaults" would point the
+		// proxy at the default server until the next event.
+		err = errors.New("the configuration file is empty (a write in progress?); " +
+			"an empty file is not taken for all defaults on reload")
+	}
 	if err == nil {
 		if d.watch != nil {
 			d.watch.watch(d.watchPaths(cfg)...)
@@ -466,6 +473,9 @@ func (a adminConsole) Config() [][2]string {
 	}
 	return out
 }
+
+// emptyFileHash is config.Config.Hash of an empty file (SHA-256 of nothing).
+const emptyFileHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 // apply makes cfg, already accepted by the proxy, the daemon's configuration.
 func (d *service) apply(cfg *config.Config, trigger string, live, restart []string) {
