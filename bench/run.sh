@@ -295,9 +295,8 @@ if ((LOADED)); then
 else
 	MODE_LINE="Mode: unloaded (no neighbour started by the script; other engineers' jobs may still share the machine)."
 fi
-echo "$MODE_LINE"
-
 log "measuring: $ROUNDS rounds x ${T} s, $CLIENTS clients, -j $THREADS; targets rotate each round (commands shown for round 1)"
+echo "$MODE_LINE"
 for ((r = 1; r <= ROUNDS; r++)); do
 	loaded_begin
 	for w in "${WORKLOADS[@]}"; do
