@@ -5,10 +5,10 @@
 # Same environment as bench/run.sh (bench/cmd/benchenv: throwaway PostgreSQL,
 # PgBouncer in transaction mode with SCRAM, Multigres; default_pool_size 20 in
 # both proxies, max_client_conn big enough for every cell in both). Each cell
-# is one pgbench run per proxy with -P 1; the proxy's CPU time is read when
-# the progress line of second W arrives and again at second W+T, so the logins
-# of 1,024 SCRAM clients and their disconnects are not charged to the
-# transactions. TPS and transactions are summed from the progress lines of
+# is one pgbench run per proxy with -P 1; the proxy's CPU time is read as
+# progress lines arrive, W seconds after the logins are done and T seconds
+# later, so the logins of 1,024 SCRAM clients and their disconnects are not
+# charged to the transactions. TPS and transactions are summed from the progress lines of
 # that window. The idle row holds IDLE_N connections that logged in and ran
 # SELECT 1 (bench/cmd/idle -hold) while 16 clients run the workload, and shows
 # the proxy's RSS per idle client as run.sh's idle table does.
@@ -75,6 +75,7 @@ cleanup() {
 	local rc=$?
 	set +e
 	neighbour_stop
+	[[ -n $PGB_PID ]] && kill -INT "$PGB_PID" 2>/dev/null && wait "$PGB_PID" 2>/dev/null
 	[[ -n $HOLD_PID ]] && kill -TERM "$HOLD_PID" 2>/dev/null && wait "$HOLD_PID" 2>/dev/null
 	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
 		kill "-${PIDS[i]#*:}" "${PIDS[i]%:*}" 2>/dev/null
@@ -194,44 +195,56 @@ target() {
 
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
-# measure CELL TARGET CLIENTS ROUND [IDLE_PER_CLIENT_KIB]: one pgbench run of
-# W+T+1 s with progress every second; the proxy's CPU is read at the W-th and
-# the (W+T)-th progress line. Appends a line to cells.tsv.
+# measure CELL TARGET CLIENTS ROUND [IDLE_PER_CLIENT_KIB]: one pgbench run
+# with a progress line every second, each stamped with the proxy's CPU time
+# as it arrives. pgbench's first progress line comes once all its clients
+# have logged in (1,024 SCRAM logins take seconds here) and covers the
+# logins; it and the next W are skipped, the T after them measured, and
+# then pgbench is stopped (-T is only a bound). Appends a line to cells.tsv.
+PGB_PID=""
 measure() {
-	local cell=$1 tg=$2 c=$3 r=$4 idlekib=${5:--} j=$THREADS base rc=0
+	local cell=$1 tg=$2 c=$3 r=$4 idlekib=${5:--} j=$THREADS base rc=0 k=0 line
 	target "$tg"
 	((c < j)) && j=$c
 	base=$WORK/out/$cell-$tg-r$r
-	local cmd=(env PGPASSWORD="$PASSWORD" pgbench -n "${SCRIPT[@]}" -M "$MODE" -c "$c" -j "$j" -T $((W + T + 1)) -P 1
+	local cmd=(env PGPASSWORD="$PASSWORD" pgbench -n "${SCRIPT[@]}" -M "$MODE" -c "$c" -j "$j" -T $((W + T + 300)) -P 1
 		-h 127.0.0.1 -p "$PORT" -U "$USERNAME" "$DB")
 	((r == 1)) && show "${cmd[@]}"
+	rm -f "$base.fifo"
+	mkfifo "$base.fifo"
 	((LOADED)) && neighbour_start
-	# pgbench prints progress on stderr: each line is timestamped with the
-	# proxy's CPU as it arrives.
-	{ "${cmd[@]}" 2>&1 >"$base.out" | while IFS= read -r line; do
+	"${cmd[@]}" >"$base.out" 2>"$base.fifo" &
+	PGB_PID=$!
+	while IFS= read -r line; do
 		if [[ $line == progress:* ]]; then
 			printf '%s cpu_us=%s rss_kib=%s\n' "$line" "$(cpu_us "$PROXY_PID")" "$(rss_kib "$PROXY_PID")"
+			k=$((k + 1))
+			((k == 1 + W + T)) && kill -INT "$PGB_PID" 2>/dev/null
 		else
 			printf '%s\n' "$line"
 		fi
-	done >"$base.progress"; } || rc=$?
+	done <"$base.fifo" >"$base.progress"
+	wait "$PGB_PID" || rc=$?
+	PGB_PID=""
+	rm -f "$base.fifo"
 	((LOADED)) && neighbour_stop
-	# progress: 2.0 s, 23456.7 tps, lat 0.681 ms stddev 0.210, 0 failed cpu_us=... rss_kib=...
+	((k >= 1 + W + T)) && rc=0 # stopped by us, after the window
+	# progress: 3.0 s, 23456.7 tps, lat 0.681 ms stddev 0.210, 0 failed cpu_us=... rss_kib=...
 	awk -v w="$W" -v t="$T" -v cell="$cell" -v tg="$tg" -v r="$r" -v rc="$rc" -v idle="$idlekib" '
 		/^progress: / {
 			k++
 			sec = $2 + 0; tps = $4 + 0
 			for (i = 5; i <= NF; i++) { if ($i ~ /^cpu_us=/) cpu = substr($i, 8); if ($i ~ /^rss_kib=/) rss = substr($i, 9) }
-			if (k == w) { c0 = cpu; s0 = sec }
-			if (k > w && k <= w + t) { txns += tps * (sec - prev); c1 = cpu; s1 = sec; rss1 = rss }
+			if (k == 1 + w) { c0 = cpu; s0 = sec }
+			if (k > 1 + w && k <= 1 + w + t) { txns += tps * (sec - prev); c1 = cpu; s1 = sec; rss1 = rss }
 			prev = sec
 		}
 		END {
-			if (k < w + t || txns <= 0) { printf "%s\t%s\t%s\t-1\t0\t0\t0\t%s\t%s\n", cell, tg, r, idle, (rc ? rc : 99); exit }
+			if (k < 1 + w + t || txns <= 0) { printf "%s\t%s\t%s\t-1\t0\t0\t0\t%s\t%s\n", cell, tg, r, idle, (rc ? rc : 99); exit }
 			printf "%s\t%s\t%s\t%.1f\t%.0f\t%d\t%d\t%s\t%s\n", cell, tg, r, txns / (s1 - s0), txns, c1 - c0, rss1, idle, rc
 		}' "$base.progress" >>"$WORK/out/cells.tsv"
-	tail -1 "$WORK/out/cells.tsv" | awk -F'\t' -v name="$NAME" '{
-		printf "round %s  %-16s %-15s %s\n", $3, $1, name, ($9 == 0 ? sprintf("%.0f TPS, %.1f us/txn, RSS %d KiB", $4, $6 / $5, $7) : "FAILED (exit " $9 ")") }'
+	tail -1 "$WORK/out/cells.tsv" | awk -F'\t' -v name="$NAME" -v first="$(grep -m1 '^progress:' "$base.progress" | cut -d, -f1)" '{
+		printf "round %s  %-16s %-15s %s\n", $3, $1, name, ($9 == 0 ? sprintf("%.0f TPS, %.1f us/txn, RSS %d KiB (logins done at %s)", $4, $6 / $5, $7, first) : "FAILED (exit " $9 ")") }'
 }
 
 # hold_idle TARGET: bench/cmd/idle holds IDLE_N logged-in connections to the
@@ -330,6 +343,7 @@ PGB_NAME="$NAME ($MODE)"
 			if (bad[key] || !cnt[key]) return "ERR | ERR"
 			return sprintf("%.0f | %.1f", median(key), cpu[key] / txns[key])
 		}
+		function mib(key) { return (key in rss) ? sprintf("%.1f", rss[key] / 1024) : "—" }
 		function ratio(a, b) {
 			if (bad[a] || bad[b] || !cnt[a] || !cnt[b]) return "—"
 			return sprintf("%.2fx", median(a) / median(b))
@@ -340,17 +354,17 @@ PGB_NAME="$NAME ($MODE)"
 			cnt[key]++; tps[key, cnt[key]] = $4; txns[key] += $5; cpu[key] += $6; rss[key] = $7; kib[key] = $8
 		}
 		END {
-			printf "| clients | %s TPS | %s CPU µs/txn | %s TPS | %s CPU µs/txn | TPS ratio | proxy RSS MiB (Multigres / PgBouncer) | idle RSS KiB per client (Multigres / PgBouncer) |\n", mgn, mgn, pgn, pgn
+			printf "| clients | %s TPS | %s CPU µs/txn | %s TPS | %s CPU µs/txn | TPS Multigres / PgBouncer | proxy RSS MiB (Multigres / PgBouncer) | idle RSS KiB per client (Multigres / PgBouncer) |\n", mgn, mgn, pgn, pgn
 			print "|---|---:|---:|---:|---:|---:|---|---|"
 			n = split(counts, cs, " ")
 			for (i = 1; i <= n; i++) {
 				m = "c" cs[i] SUBSEP "mg"; p = "c" cs[i] SUBSEP "pgb"
-				printf "| %d | %s | %s | %s | %.1f / %.1f | — |\n", cs[i], cell(m), cell(p), ratio(m, p), rss[m] / 1024, rss[p] / 1024
+				printf "| %d | %s | %s | %s | %s / %s | — |\n", cs[i], cell(m), cell(p), ratio(m, p), mib(m), mib(p)
 			}
 			if (idle_n > 0) {
 				m = "idle" SUBSEP "mg"; p = "idle" SUBSEP "pgb"
-				printf "| %d + %d idle held | %s | %s | %s | %.1f / %.1f | %s / %s |\n", idle_active, idle_n, cell(m), cell(p), ratio(m, p),
-					rss[m] / 1024, rss[p] / 1024, (kib[m] == "" ? "ERR" : kib[m]), (kib[p] == "" ? "ERR" : kib[p])
+				printf "| %d + %d idle held | %s | %s | %s | %s / %s | %s / %s |\n", idle_active, idle_n, cell(m), cell(p), ratio(m, p),
+					mib(m), mib(p), (kib[m] == "" ? "ERR" : kib[m]), (kib[p] == "" ? "ERR" : kib[p])
 			}
 		}' "$WORK/out/cells.tsv"
 } | tee "$WORK/report.md"
