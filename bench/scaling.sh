@@ -75,7 +75,7 @@ cleanup() {
 	local rc=$?
 	set +e
 	neighbour_stop
-	[[ -n $PGB_PID ]] && kill -INT "$PGB_PID" 2>/dev/null && wait "$PGB_PID" 2>/dev/null
+	[[ -n $PGB_PID ]] && kill -TERM "$PGB_PID" 2>/dev/null && wait "$PGB_PID" 2>/dev/null
 	[[ -n $HOLD_PID ]] && kill -TERM "$HOLD_PID" 2>/dev/null && wait "$HOLD_PID" 2>/dev/null
 	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
 		kill "-${PIDS[i]#*:}" "${PIDS[i]%:*}" 2>/dev/null
@@ -200,7 +200,7 @@ rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 # as it arrives. pgbench's first progress line comes once all its clients
 # have logged in (1,024 SCRAM logins take seconds here) and covers the
 # logins; it and the next W are skipped, the T after them measured, and
-# then pgbench is stopped (-T is only a bound). Appends a line to cells.tsv.
+# then pgbench is stopped with SIGTERM (-T is only a bound). Appends a line to cells.tsv.
 PGB_PID=""
 measure() {
 	local cell=$1 tg=$2 c=$3 r=$4 idlekib=${5:--} j=$THREADS base rc=0 k=0 line
@@ -215,15 +215,18 @@ measure() {
 	((LOADED)) && neighbour_start
 	"${cmd[@]}" >"$base.out" 2>"$base.fifo" &
 	PGB_PID=$!
+	# SIGTERM: a background job of a script ignores SIGINT.
+	exec 3>"$base.progress"
 	while IFS= read -r line; do
 		if [[ $line == progress:* ]]; then
-			printf '%s cpu_us=%s rss_kib=%s\n' "$line" "$(cpu_us "$PROXY_PID")" "$(rss_kib "$PROXY_PID")"
+			printf '%s cpu_us=%s rss_kib=%s\n' "$line" "$(cpu_us "$PROXY_PID")" "$(rss_kib "$PROXY_PID")" >&3
 			k=$((k + 1))
-			((k == 1 + W + T)) && kill -INT "$PGB_PID" 2>/dev/null
+			((k == 1 + W + T)) && kill -TERM "$PGB_PID" 2>/dev/null
 		else
-			printf '%s\n' "$line"
+			printf '%s\n' "$line" >&3
 		fi
-	done <"$base.fifo" >"$base.progress"
+	done <"$base.fifo"
+	exec 3>&-
 	wait "$PGB_PID" || rc=$?
 	PGB_PID=""
 	rm -f "$base.fifo"
