@@ -246,8 +246,8 @@ measure() {
 			if (k < 1 + w + t || txns <= 0) { printf "%s\t%s\t%s\t-1\t0\t0\t0\t%s\t%s\n", cell, tg, r, idle, (rc ? rc : 99); exit }
 			printf "%s\t%s\t%s\t%.1f\t%.0f\t%d\t%d\t%s\t%s\n", cell, tg, r, txns / (s1 - s0), txns, c1 - c0, rss1, idle, rc
 		}' "$base.progress" >>"$WORK/out/cells.tsv"
-	tail -1 "$WORK/out/cells.tsv" | awk -F'\t' -v name="$NAME" -v first="$(grep -m1 '^progress:' "$base.progress" | cut -d, -f1)" '{
-		printf "round %s  %-16s %-15s %s\n", $3, $1, name, ($9 == 0 ? sprintf("%.0f TPS, %.1f us/txn, RSS %d KiB (logins done at %s)", $4, $6 / $5, $7, first) : "FAILED (exit " $9 ")") }'
+	tail -1 "$WORK/out/cells.tsv" | awk -F'\t' -v name="$NAME" -v first="$(grep -m1 '^progress:' "$base.progress" | cut -d, -f1 | cut -d" " -f2)s" '{
+		printf "round %s  %-16s %-15s %s\n", $3, $1, name, ($9 == 0 ? sprintf("%.0f TPS, %.1f us/txn, RSS %d KiB (first progress line at %s)", $4, $6 / $5, $7, first) : "FAILED (exit " $9 ")") }'
 }
 
 # hold_idle TARGET: bench/cmd/idle holds IDLE_N logged-in connections to the
