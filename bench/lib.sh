@@ -34,3 +34,35 @@ cpu_us() {
 	echo $(((st[13] + st[14]) * 1000000 / BENCH_HZ))
 }
 BENCH_HZ=$(getconf CLK_TCK)
+
+# The CPU-burning neighbour of LOADED=1: one busy loop per CPU at normal
+# priority (nice 0), so the proxy, PostgreSQL and pgbench compete with a
+# neighbour as on a shared host. NEIGHBOUR_PIDS holds the loops; the caller's
+# EXIT trap must call neighbour_stop, so that no loop outlives the script.
+NEIGHBOUR_PIDS=()
+neighbour_start() {
+	local n
+	n=$(nproc)
+	for ((n = n; n > 0; n--)); do
+		# One process each: the loop runs in the subshell itself, no forks.
+		(while :; do :; done) &
+		NEIGHBOUR_PIDS+=($!)
+	done
+}
+
+# neighbour_cpu_us: CPU time the running loops have used, in microseconds.
+neighbour_cpu_us() {
+	local p sum=0
+	for p in "${NEIGHBOUR_PIDS[@]}"; do
+		sum=$((sum + $(cpu_us "$p" 2>/dev/null || echo 0)))
+	done
+	echo "$sum"
+}
+
+neighbour_stop() {
+	local p
+	((${#NEIGHBOUR_PIDS[@]})) || return 0
+	for p in "${NEIGHBOUR_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+	for p in "${NEIGHBOUR_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	NEIGHBOUR_PIDS=()
+}

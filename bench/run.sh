@@ -16,6 +16,9 @@
 #   WORKDIR=DIR      keep everything here (default a new /tmp/mgbench.* directory)
 #   MG_ENV='K=V ...' environment for the Multigres process, e.g. MG_ENV='GOMAXPROCS=1 GOGC=200'
 #   SERVER_LEG=tcp|unix  how both proxies reach PostgreSQL (default tcp; clients always use TCP)
+#   LOADED=1         a CPU-burning neighbour (one busy loop per CPU, nice 0) runs during every measured
+#                    round and the tail-latency runs; warm-up, idle and profile run without it
+#   LATENCY=0|1      tail latency: pgbench -l for tenant/multigres and tenant/pgbouncer-1rt, p50/p99 (default 1)
 
 set -euo pipefail
 
@@ -25,6 +28,8 @@ if [[ $QUICK == 1 ]]; then
 else
 	ROUNDS=${ROUNDS:-3} T=${T:-10} IDLE_N=${IDLE_N:-10000} PROFILE=${PROFILE:-1}
 fi
+LOADED=${LOADED:-0} LATENCY=${LATENCY:-1}
+[[ $LOADED == 0 || $LOADED == 1 ]] || { echo "run.sh: LOADED must be 0 or 1" >&2; exit 1; }
 CLIENTS=16 THREADS=2 SCALE=10 TENANTS=16 ROWS_PER_TENANT=1000 WARM=2
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -58,6 +63,7 @@ PIDS=()
 cleanup() {
 	local rc=$?
 	set +e
+	neighbour_stop # the busy loops of LOADED=1 first: nothing may outlive the script
 	# Stop what this script started, newest first; benchenv removes the cluster.
 	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
 		kill "-${PIDS[i]#*:}" "${PIDS[i]%:*}" 2>/dev/null
@@ -94,7 +100,7 @@ if [[ -n ${REV:-} ]]; then
 else
 	echo "building the working tree of $REPO at $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet HEAD -- . 2>/dev/null || echo ' (with uncommitted changes)')"
 fi
-(cd "$SRC" && go build -o "$BIN/" ./bench/cmd/benchenv ./bench/cmd/idle ./bench/cmd/benchreport) ||
+(cd "$SRC" && go build -o "$BIN/" ./bench/cmd/benchenv ./bench/cmd/idle ./bench/cmd/benchreport ./bench/cmd/pgbenchlat) ||
 	die "building the bench helpers failed"
 if [[ -n ${MULTIGRES_BIN:-} ]]; then
 	cp "$MULTIGRES_BIN" "$BIN/multigres"
@@ -266,8 +272,33 @@ for w in relay tenant; do
 	done
 done
 
+# loaded_begin / loaded_end bracket a measured phase: with LOADED=1 the
+# neighbour runs in between, and loaded_end says how much CPU it got.
+NEIGHBOUR_START_US=0 NEIGHBOUR_START_T=0
+loaded_begin() {
+	((LOADED)) || return 0
+	neighbour_start
+	NEIGHBOUR_START_US=$(neighbour_cpu_us) NEIGHBOUR_START_T=$(date +%s%N)
+}
+loaded_end() { # phase name
+	((LOADED)) || return 0
+	local used wall
+	used=$(($(neighbour_cpu_us) - NEIGHBOUR_START_US)) wall=$((($(date +%s%N) - NEIGHBOUR_START_T) / 1000))
+	neighbour_stop
+	awk -v u="$used" -v w="$wall" -v n="$(nproc)" -v p="$1" 'BEGIN {
+		printf "neighbour during %s: %d busy loops used %.1f of %.1f CPU-seconds (%.0f %% of the machine)\n", p, n, u / 1e6, n * w / 1e6, 100 * u / (n * w) }' |
+		tee -a "$WORK/out/neighbour.txt"
+}
+: >"$WORK/out/neighbour.txt"
+if ((LOADED)); then
+	MODE_LINE="Mode: LOADED: $(nproc) busy-loop neighbours (one per CPU, nice 0) ran during every measured run; figures are under contention."
+else
+	MODE_LINE="Mode: unloaded (no neighbour started by the script; other engineers' jobs may still share the machine)."
+fi
 log "measuring: $ROUNDS rounds x ${T} s, $CLIENTS clients, -j $THREADS; targets rotate each round (commands shown for round 1)"
+echo "$MODE_LINE"
 for ((r = 1; r <= ROUNDS; r++)); do
+	loaded_begin
 	for w in "${WORKLOADS[@]}"; do
 		read -ra ts <<<"${TARGETS[$w]}"
 		n=${#ts[@]}
@@ -286,7 +317,42 @@ for ((r = 1; r <= ROUNDS; r++)); do
 				"$(grep -hE '^(tps|latency average) =|error' "$WORK/out/$f" | head -3 | tr '\n' ' ')"
 		done
 	done
+	loaded_end "round $r"
 done
+
+# ---------------------------------------------------------------- tail latency
+# The tenant point select through Multigres and through PgBouncer's
+# one-round-trip variant, same clients, with pgbench's per-transaction log
+# (a separate run: writing the log costs pgbench some CPU). bench/cmd/pgbenchlat
+# ranks column 3 (latency in µs) of every thread's log.
+if [[ $LATENCY == 1 ]]; then
+	log "tail latency: tenant/multigres and tenant/pgbouncer-1rt, ${T} s each, $CLIENTS clients, pgbench -l"
+	LATLOG=$(mktemp -d "$WORK/latlog.XXXXXX")
+	chmod 755 "$LATLOG"
+	loaded_begin
+	for t in multigres pgbouncer-1rt; do
+		target tenant "$t"
+		f=$WORK/out/lat-tenant-$t.pgbench
+		cmd=(env PGPASSWORD="$PASSWORD" PGOPTIONS="$OPTS" pgbench -n "${SCRIPT[@]}" -M "$MODE" -l --log-prefix "$LATLOG/$t"
+			-c "$CLIENTS" -j "$THREADS" -T "$T" -h 127.0.0.1 -p "$PORT" -U "$USERNAME" "$DB")
+		show "${cmd[@]}"
+		before=$(cpu_us "$PROXY_PID")
+		rc=0
+		(cd "$LATLOG" && "${cmd[@]}") >"$f" 2>&1 || rc=$?
+		cpu=$(($(cpu_us "$PROXY_PID") - before))
+		tps=$(awk '/^tps = / { print $3 }' "$f")
+		txns=$(awk '/^number of transactions actually processed: / { print $6 }' "$f")
+		{
+			if ((rc == 0)) && line=$("$BIN/pgbenchlat" -label "tenant/$t" "$LATLOG/$t".*); then
+				echo "$line protocol=$MODE clients=$CLIENTS tps=${tps:-0} cpu_us_per_txn=$(awk -v c="$cpu" -v n="${txns:-0}" 'BEGIN { printf "%.1f", n ? c / n : -1 }')"
+			else
+				echo "lat tenant/$t error=pgbench_exit_${rc}_see_$(basename "$f")"
+			fi
+		} | tee "$WORK/out/lat-tenant-$t.out"
+	done
+	loaded_end "the tail-latency runs"
+	rm -rf "$LATLOG" # tens of MB; the summaries are in out/lat-*.out
+fi
 
 # ---------------------------------------------------------------- profile
 # profile_one WORKLOAD TARGET: pgbench for PT s against the target while perf
@@ -393,6 +459,8 @@ echo "Multigres log: $(grep -c 'level=ERROR' "$WORK/multigres.log" || true) ERRO
 	"$(grep -c 'level=WARN' "$WORK/multigres.log" || true) WARN lines ($WORK/multigres.log)"
 {
 	echo "Run: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs shared with other engineers' jobs, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end."
+	echo "$MODE_LINE"
+	[[ -s $WORK/out/neighbour.txt ]] && sed 's/^/  /' "$WORK/out/neighbour.txt"
 	echo "Rounds: $ROUNDS x $T s per cell, $CLIENTS clients, -j $THREADS; pgbench -s $SCALE; contacts: $TOTAL_ROWS rows over $TENANTS tenants (acme: ids $ACME_LO..$ACME_HI)."
 	echo
 	"$BIN/benchreport" -dir "$WORK/out"

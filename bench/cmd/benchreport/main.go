@@ -115,6 +115,24 @@ func report(dir string, w io.Writer) error {
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", q.label, valS, perRound, floor, met)
 	}
 
+	lat, err := readKV(dir, "lat-*.out", "lat", "txns=")
+	if err != nil {
+		return err
+	}
+	if len(lat) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| tail latency (pgbench -l) | protocol | clients | TPS | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | proxy CPU µs/txn | txns | failed |")
+		fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+		for _, r := range lat {
+			if r["error"] != "" {
+				fmt.Fprintf(w, "| %s | ERR: %s | | | | | | | | | | |\n", r["label"], r["error"])
+				continue
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r["label"], r["protocol"], r["clients"],
+				roundTPS(r["tps"]), r["p50_us"], r["p90_us"], r["p99_us"], r["p999_us"], r["max_us"], r["cpu_us_per_txn"], r["txns"], r["failed"])
+		}
+	}
+
 	idle, err := readIdle(dir)
 	if err != nil {
 		return err
@@ -357,4 +375,45 @@ func parseIdleLine(line string) (map[string]string, bool) {
 		m[k] = v
 	}
 	return m, true
+}
+
+// roundTPS prints pgbench's "12345.678901" as "12346".
+func roundTPS(s string) string {
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return s
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+// readKV collects "<kind> <label> key=value ..." lines from the files
+// matching glob whose third field starts with first (the tail-latency
+// summaries "lat tenant/multigres txns=..."), and "<kind> <label>
+// error=..." lines as {"label", "error"}.
+func readKV(dir, glob, kind, first string) ([]map[string]string, error) {
+	paths, err := filepath.Glob(filepath.Join(dir, glob))
+	if err != nil {
+		return nil, fmt.Errorf("finding %s: %w", glob, err)
+	}
+	var out []map[string]string
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", p, err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 3 || f[0] != kind || !(strings.HasPrefix(f[2], first) || strings.HasPrefix(f[2], "error=")) {
+				continue
+			}
+			m := map[string]string{"label": f[1]}
+			for _, kv := range f[2:] {
+				if k, v, ok := strings.Cut(kv, "="); ok {
+					m[k] = v
+				}
+			}
+			out = append(out, m)
+		}
+	}
+	return out, nil
 }

@@ -13,9 +13,11 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -31,6 +33,7 @@ type options struct {
 	timeout  time.Duration
 	label    string
 	heapURL  string
+	hold     bool
 }
 
 func main() {
@@ -45,6 +48,7 @@ func main() {
 		"bound on each connection's login and query (longer than the proxy's query_wait_timeout)")
 	flag.StringVar(&o.label, "label", "proxy", "name printed with the result")
 	flag.StringVar(&o.heapURL, "heap-url", "", "the proxy's /debug/pprof/heap URL (bench/cmd/mgprof): also report live Go heap+stack per client after a forced GC")
+	flag.BoolVar(&o.hold, "hold", false, "after printing the result, keep the connections open until SIGINT or SIGTERM (bench/scaling.sh measures a workload meanwhile)")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintf(os.Stderr, "idle: %v\n", err)
@@ -138,6 +142,12 @@ func run(o options) error {
 	if firstErr != nil {
 		fmt.Printf("idle %s timed_out=%d (no answer within %s) first_error=%q\n", o.label, timedOut, o.timeout, firstErr.Error())
 		return fmt.Errorf("%d of %d connections failed", failed, o.n)
+	}
+	if o.hold {
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+		fmt.Printf("idle %s holding %d connections until SIGINT or SIGTERM\n", o.label, held)
+		<-sig
 	}
 	return nil
 }
