@@ -19,6 +19,8 @@
 #   LOADED=1         a CPU-burning neighbour (one busy loop per CPU, nice 0) runs during every measured
 #                    round and the tail-latency runs; warm-up, idle and profile run without it
 #   LATENCY=0|1      tail latency: pgbench -l for tenant/multigres and tenant/pgbouncer-1rt, p50/p99 (default 1)
+#   SEAL=0|1         the seal's cost: TestAccessorCost (dbsetup, its own PostgreSQL) after the rounds,
+#                    RLS point select TPS through multigres.context() vs a current_setting() policy (default 1)
 
 set -euo pipefail
 
@@ -28,7 +30,7 @@ if [[ $QUICK == 1 ]]; then
 else
 	ROUNDS=${ROUNDS:-3} T=${T:-10} IDLE_N=${IDLE_N:-10000} PROFILE=${PROFILE:-1}
 fi
-LOADED=${LOADED:-0} LATENCY=${LATENCY:-1}
+LOADED=${LOADED:-0} LATENCY=${LATENCY:-1} SEAL=${SEAL:-1}
 [[ $LOADED == 0 || $LOADED == 1 ]] || { echo "run.sh: LOADED must be 0 or 1" >&2; exit 1; }
 CLIENTS=16 THREADS=2 SCALE=10 TENANTS=16 ROWS_PER_TENANT=1000 WARM=2
 
@@ -453,6 +455,14 @@ if [[ $PROFILE == 1 ]]; then
 	echo "profile written to $WORK/out/profile.txt (pprof: $WORK/out/prof-*.pprof, perf: $WORK/out/perf-*.data)"
 fi
 
+# ---------------------------------------------------------------- seal
+if [[ $SEAL == 1 ]]; then
+	log "seal: TestAccessorCost (its own PostgreSQL; the same point select under the C seal, the SQL seal and a current_setting() policy, one connection, interleaved)"
+	(cd "$SRC" && go test -count=1 -v -run 'TestAccessorCost$' ./dbsetup/ 2>&1) >"$WORK/out/seal.log" || true
+	grep -E 'per call|round trip|TPS ratio' "$WORK/out/seal.log" | sed 's/^ *cost_test.go:[0-9]*: //' | tee "$WORK/out/seal.txt" ||
+		echo "seal: TestAccessorCost printed no figures (see $WORK/out/seal.log)"
+fi
+
 # ---------------------------------------------------------------- report
 log "results"
 echo "Multigres log: $(grep -c 'level=ERROR' "$WORK/multigres.log" || true) ERROR and" \
@@ -464,5 +474,10 @@ echo "Multigres log: $(grep -c 'level=ERROR' "$WORK/multigres.log" || true) ERRO
 	echo "Rounds: $ROUNDS x $T s per cell, $CLIENTS clients, -j $THREADS; pgbench -s $SCALE; contacts: $TOTAL_ROWS rows over $TENANTS tenants (acme: ids $ACME_LO..$ACME_HI)."
 	echo
 	"$BIN/benchreport" -dir "$WORK/out"
+	if [[ -s $WORK/out/seal.txt ]]; then
+		echo
+		echo "Seal (TestAccessorCost; floor: C seal >= 0.95x the current_setting() policy's TPS):"
+		sed 's/^/  /' "$WORK/out/seal.txt"
+	fi
 } | tee "$WORK/report.md"
 ((SANE)) || echo "WARNING: sanity checks failed (see above)"
