@@ -372,9 +372,8 @@ PGB_NAME="$NAME ($MODE)"
 		}' "$WORK/out/cells.tsv"
 	if [[ $WORKLOAD == relay ]]; then
 		echo
-		echo "Note: through Multigres's superuser_bypass every client held its own PostgreSQL connection in the QUICK run of 2026-12-03"
-		echo "(the 1,024-client and idle cells failed with 'sorry, too many clients already' at about 280 clients; benchenv's"
-		echo "PostgreSQL has max_connections = 300), so ERR in those Multigres cells is that limit, not a script failure."
+		echo "Note: a Multigres superuser_bypass client has a PostgreSQL connection of its own (not pooled, by design), so with"
+		echo "more clients than benchenv's max_connections = 300 the Multigres cells fail with 'sorry, too many clients already'."
 	fi
 } | tee "$WORK/report.md"
 echo "Multigres log: $(grep -c 'level=ERROR' "$WORK/multigres.log" || true) ERROR and $(grep -c 'level=WARN' "$WORK/multigres.log" || true) WARN lines"
