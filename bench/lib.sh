@@ -66,3 +66,25 @@ neighbour_stop() {
 	for p in "${NEIGHBOUR_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
 	NEIGHBOUR_PIDS=()
 }
+
+# stop_started stops what a script started (PIDS: "pid:SIGNAL" entries),
+# newest first, waiting up to 10 s each before SIGKILL; $1 names the script
+# in what it prints.
+stop_started() {
+	local who=$1 i pid n
+	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+		kill "-${PIDS[i]#*:}" "${PIDS[i]%:*}" 2>/dev/null
+	done
+	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+		pid=${PIDS[i]%:*} n=0
+		while kill -0 "$pid" 2>/dev/null && ((n++ < 100)); do
+			sleep 0.1
+		done
+		if kill -0 "$pid" 2>/dev/null; then
+			echo "$who: process $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-80)) did not stop within 10 s of SIG${PIDS[i]#*:}; killing it"
+			kill -KILL "$pid" 2>/dev/null
+		fi
+		wait "$pid" 2>/dev/null
+	done
+	return 0
+}

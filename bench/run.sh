@@ -67,20 +67,7 @@ cleanup() {
 	set +e
 	neighbour_stop # the busy loops of LOADED=1 first: nothing may outlive the script
 	# Stop what this script started, newest first; benchenv removes the cluster.
-	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-		kill "-${PIDS[i]#*:}" "${PIDS[i]%:*}" 2>/dev/null
-	done
-	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-		local pid=${PIDS[i]%:*} n=0
-		while kill -0 "$pid" 2>/dev/null && ((n++ < 100)); do
-			sleep 0.1
-		done
-		if kill -0 "$pid" 2>/dev/null; then
-			echo "run.sh: process $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline" | cut -c1-80)) did not stop within 10 s of SIG${PIDS[i]#*:}; killing it"
-			kill -KILL "$pid" 2>/dev/null
-		fi
-		wait "$pid" 2>/dev/null
-	done
+	stop_started run.sh
 	printf '\nEverything is in %s (logs, pgbench outputs, commands.log, profiles).\n' "$WORK"
 	exit "$rc"
 }

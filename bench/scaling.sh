@@ -77,20 +77,7 @@ cleanup() {
 	neighbour_stop
 	[[ -n $PGB_PID ]] && kill -TERM "$PGB_PID" 2>/dev/null && wait "$PGB_PID" 2>/dev/null
 	[[ -n $HOLD_PID ]] && kill -TERM "$HOLD_PID" 2>/dev/null && wait "$HOLD_PID" 2>/dev/null
-	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-		kill "-${PIDS[i]#*:}" "${PIDS[i]%:*}" 2>/dev/null
-	done
-	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-		local pid=${PIDS[i]%:*} n=0
-		while kill -0 "$pid" 2>/dev/null && ((n++ < 100)); do
-			sleep 0.1
-		done
-		if kill -0 "$pid" 2>/dev/null; then
-			echo "scaling.sh: process $pid did not stop within 10 s of SIG${PIDS[i]#*:}; killing it"
-			kill -KILL "$pid" 2>/dev/null
-		fi
-		wait "$pid" 2>/dev/null
-	done
+	stop_started scaling.sh
 	printf '\nEverything is in %s (logs, pgbench outputs, cells.tsv, commands.log).\n' "$WORK"
 	exit "$rc"
 }
