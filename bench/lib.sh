@@ -88,3 +88,22 @@ stop_started() {
 	done
 	return 0
 }
+
+# start_proxies starts PgBouncer ($WORK/pgbouncer.ini) and Multigres
+# ($WORK/multigres.conf, environment MG_ENV), records them in PIDS and
+# waits until both listen; it sets BOUNCER_PID and MG_PID.
+start_proxies() {
+	local bouncer=(pgbouncer "$WORK/pgbouncer.ini") mg_env
+	((EUID == 0)) && bouncer=(pgbouncer -u postgres "$WORK/pgbouncer.ini")
+	show "${bouncer[@]}"
+	"${bouncer[@]}" >"$WORK/pgbouncer.stderr" 2>&1 &
+	BOUNCER_PID=$!
+	PIDS+=("$BOUNCER_PID:TERM")
+	read -ra mg_env <<<"${MG_ENV:-}"
+	show env "${mg_env[@]}" "$BIN/multigres" serve -config "$WORK/multigres.conf"
+	env "${mg_env[@]}" "$BIN/multigres" serve -config "$WORK/multigres.conf" 2>"$WORK/multigres.log" &
+	MG_PID=$!
+	PIDS+=("$MG_PID:INT") # SIGINT: stop now, not after shutdown_timeout
+	wait_port "$BOUNCER_PORT" "$BOUNCER_PID" PgBouncer
+	wait_port "$MG_PORT" "$MG_PID" Multigres
+}

@@ -132,19 +132,8 @@ PGPASSWORD=$SUPER_PASSWORD pgbench -i -q -s "$SCALE" -p "$PG_PORT" -U postgres "
 	die "pgbench -i failed: $(cat "$WORK/pgbench-init.log")"
 
 log "starting PgBouncer and Multigres"
-BOUNCER_CMD=(pgbouncer "$WORK/pgbouncer.ini")
-((EUID == 0)) && BOUNCER_CMD=(pgbouncer -u postgres "$WORK/pgbouncer.ini")
-show "${BOUNCER_CMD[@]}"
-"${BOUNCER_CMD[@]}" >"$WORK/pgbouncer.stderr" 2>&1 &
-BOUNCER_PID=$!
-PIDS+=("$BOUNCER_PID:TERM")
-read -ra MG_ENV_ARR <<<"${MG_ENV:-}"
-show env "${MG_ENV_ARR[@]}" "$BIN/multigres" serve -config "$WORK/multigres.conf"
-env "${MG_ENV_ARR[@]}" "$BIN/multigres" serve -config "$WORK/multigres.conf" 2>"$WORK/multigres.log" &
-MG_PID=$!
-PIDS+=("$MG_PID:INT") # SIGINT: stop now, not after shutdown_timeout
-wait_port "$BOUNCER_PORT" "$BOUNCER_PID" PgBouncer
-wait_port "$MG_PORT" "$MG_PID" Multigres
+start_proxies
+read -ra MG_ENV_ARR <<<"${MG_ENV:-}" # for mgprof in the profile phase
 echo "PostgreSQL $PG_PORT (pid dir $PG_DIR), PgBouncer $BOUNCER_PORT (pid $BOUNCER_PID), Multigres $MG_PORT (pid $MG_PID)"
 echo "PgBouncer: $(pgbouncer --version | head -1); PostgreSQL: $(psql --version)"
 echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) (other engineers share it)"

@@ -129,19 +129,7 @@ if [[ $WORKLOAD == relay ]]; then
 	PGPASSWORD=$SUPER_PASSWORD pgbench -i -q -s 10 -p "$PG_PORT" -U postgres "$DB" >"$WORK/pgbench-init.log" 2>&1 ||
 		die "pgbench -i failed: $(cat "$WORK/pgbench-init.log")"
 fi
-BOUNCER_CMD=(pgbouncer "$WORK/pgbouncer.ini")
-((EUID == 0)) && BOUNCER_CMD=(pgbouncer -u postgres "$WORK/pgbouncer.ini")
-show "${BOUNCER_CMD[@]}"
-"${BOUNCER_CMD[@]}" >"$WORK/pgbouncer.stderr" 2>&1 &
-BOUNCER_PID=$!
-PIDS+=("$BOUNCER_PID:TERM")
-read -ra MG_ENV_ARR <<<"${MG_ENV:-}"
-show env "${MG_ENV_ARR[@]}" "$BIN/multigres" serve -config "$WORK/multigres.conf"
-env "${MG_ENV_ARR[@]}" "$BIN/multigres" serve -config "$WORK/multigres.conf" 2>"$WORK/multigres.log" &
-MG_PID=$!
-PIDS+=("$MG_PID:INT")
-wait_port "$BOUNCER_PORT" "$BOUNCER_PID" PgBouncer
-wait_port "$MG_PORT" "$MG_PID" Multigres
+start_proxies
 # Everything listens on 127.0.0.1 only, on ports benchenv takes from 20000-32767
 # (internal/loopback), below the ephemeral range the clients' sockets use.
 for p in "$PG_PORT" "$MG_PORT" "$BOUNCER_PORT"; do
