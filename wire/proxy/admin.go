@@ -250,10 +250,7 @@ func (s *Server) poolRows() [][]string {
 
 func (s *Server) clientRows() [][]string {
 	s.mu.Lock()
-	sessions := make([]*session, 0, len(s.sessions))
-	for sess := range s.sessions {
-		sessions = append(sessions, sess)
-	}
+	sessions := s.sessionsLocked()
 	s.mu.Unlock()
 	sort.Slice(sessions, func(i, j int) bool { return sessions[i].id < sessions[j].id })
 	var rows [][]string
@@ -424,10 +421,7 @@ func (s *Server) Connections() (clients, servers []ConnGroup) {
 	cl := map[key]int{}
 	sv := map[key]int{}
 	s.mu.Lock()
-	sessions := make([]*session, 0, len(s.sessions))
-	for sess := range s.sessions {
-		sessions = append(sessions, sess)
-	}
+	sessions := s.sessionsLocked()
 	pools := make([]*pool, 0, len(s.pools))
 	for _, p := range s.pools {
 		pools = append(pools, p)

@@ -230,10 +230,7 @@ func (d *dialer) hostStale(sc *serverConn) string {
 // h are refused at checkout (hostStale) and closed there.
 func (s *Server) retireHost(h HostAddr, reason string) {
 	s.mu.Lock()
-	sessions := make([]*session, 0, len(s.sessions))
-	for sess := range s.sessions {
-		sessions = append(sessions, sess)
-	}
+	sessions := s.sessionsLocked()
 	s.mu.Unlock()
 	n := 0
 	for _, sess := range sessions {

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"regexp"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -532,10 +534,7 @@ func (s *Server) Close() error {
 	s.stopListening()
 	s.cancel()
 	s.mu.Lock()
-	sessions := make([]*session, 0, len(s.sessions))
-	for sess := range s.sessions {
-		sessions = append(sessions, sess)
-	}
+	sessions := s.sessionsLocked()
 	s.mu.Unlock()
 	var bye sync.WaitGroup
 	for _, sess := range sessions {
@@ -572,4 +571,10 @@ func (s *Server) closePools() {
 	if c := s.creds.Load(); c != nil {
 		c.Close()
 	}
+}
+
+// sessionsLocked returns the sessions being served, for work done on them
+// after mu is released. Caller holds mu.
+func (s *Server) sessionsLocked() []*session {
+	return slices.Collect(maps.Keys(s.sessions))
 }
